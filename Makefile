@@ -1,0 +1,101 @@
+# tandem — one Makefile for the module, the libraries, the host tools and every test.
+#   make            build/bs_tandem.so, build/tandemctl, build/tio
+#   make check      set-up (scripts/setup.sh), build, every test (unit, func, conformance, linux VM)
+#   make bench      the performance table (scripts/bench.sh)
+#   make demo       the demo (scripts/demo.sh)
+#   make install / uninstall
+#   SAN=address,undefined  builds everything with those sanitizers (not the tgt module preload tests)
+
+B       := build
+TGT_SRC ?= $(B)/tgt-src/tgt/usr
+CC      ?= cc
+WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -MMD -MP -I. -pthread
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SAN)
+endif
+LIBS    := -lisal -lpthread
+PREFIX  ?= /usr
+BSDIR   ?= $(PREFIX)/lib/tgt/backing-store
+
+RAID_SRC := $(wildcard raid/*.c)
+REPL_SRC := $(wildcard replication/*.c)
+CMD_SRC  := $(filter-out cmdvol/tandemctl.c,$(wildcard cmdvol/*.c))
+LIB_SRC  := $(RAID_SRC) $(REPL_SRC) $(CMD_SRC)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+TGT_SRCS := $(wildcard target/*.c)
+TGT_OBJ  := $(TGT_SRCS:%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+
+.PHONY: all setup check unit func conformance linux bench demo install uninstall clean
+all: $(B)/bs_tandem.so $(B)/tandemctl $(B)/tio $(UNIT_BIN)
+
+setup:
+	@scripts/setup.sh
+
+$(TGT_SRC)/tgtd.h:
+	scripts/setup.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# target/ alone sees tgt's headers.
+$(B)/target/%.o: target/%.c | $(TGT_SRC)/tgtd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -Wno-strict-prototypes -Wno-shadow -Wno-sign-compare \
+	    -Wno-unused-parameter -I$(TGT_SRC) -c -o $@ $<
+
+$(B)/libtandem.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+
+$(B)/bs_tandem.so: $(TGT_OBJ) $(B)/libtandem.a
+	$(CC) -shared $(LDFLAGS) -o $@ $(TGT_OBJ) $(B)/libtandem.a $(LIBS) -liscsi -lcrypto -ldl
+
+$(B)/tandemctl: $(B)/cmdvol/tandemctl.o $(B)/libtandem.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -liscsi -lcrypto
+
+$(B)/tio: $(B)/tests/tools/tio.o
+	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lm -lpthread
+
+$(B)/unit/%: $(B)/tests/unit/%.o $(B)/libtandem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -liscsi -lcrypto $(shell pkg-config --libs check)
+
+check: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/run-tests.sh
+
+unit: all
+	@scripts/run-tests.sh unit
+func: all
+	@scripts/run-tests.sh func
+conformance: all
+	@scripts/run-tests.sh conformance
+linux: all
+	@scripts/run-tests.sh linux
+
+bench: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh
+
+demo: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+install: $(B)/bs_tandem.so $(B)/tandemctl
+	install -d $(DESTDIR)$(BSDIR) $(DESTDIR)$(PREFIX)/sbin
+	install -m 0644 $(B)/bs_tandem.so $(DESTDIR)$(BSDIR)/bs_tandem.so
+	install -m 0755 $(B)/tandemctl $(DESTDIR)$(PREFIX)/sbin/tandemctl
+
+uninstall:
+	rm -f $(DESTDIR)$(BSDIR)/bs_tandem.so $(DESTDIR)$(PREFIX)/sbin/tandemctl
+
+clean:
+	rm -rf $(B)/unit $(B)/target $(B)/raid $(B)/replication $(B)/cmdvol $(B)/tests $(B)/*.a $(B)/*.so $(B)/tandemctl $(B)/tio
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,78 @@
+/* An nD+1P array over raid_member's: create (format), assemble, read, write, flush, close.
+ * Layout and superblock: docs/raid-format.md. Every call returns 0 or -errno and is safe from
+ * any number of threads at once (per-stripe locks serialise writes of one stripe). */
+#ifndef TANDEM_RAID_RAID_H
+#define TANDEM_RAID_RAID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raid/layout.h"
+#include "raid/member.h"
+
+struct raid_vol;
+
+struct raid_create_params {
+	uint32_t nr_data;
+	uint32_t chunk_bytes;
+	uint32_t block_bytes;
+	uint64_t volid;
+	int force;              /* overwrite members that already carry a tandem superblock */
+};
+
+/* Format `nr` members (nr must be nr_data + 1) as a new array: zero their data areas (so parity
+ * is consistent) and write superblocks. Refuses members of different sizes, too small, or (unless
+ * force) already part of an array. The members stay open and owned by the caller. */
+int raid_create(struct raid_member **members, uint32_t nr, const struct raid_create_params *p,
+		char *why, size_t why_len);
+
+/* What the caller expects; 0 fields match anything. */
+struct raid_assemble_params {
+	uint32_t nr_data;
+	uint32_t chunk_bytes;
+	uint32_t block_bytes;
+	uint64_t volid;
+};
+
+/* Check the superblocks and assemble. On success the volume owns the members; on failure the
+ * caller still does, and `why` names the member and the reason. Marks the array dirty. */
+int raid_assemble(struct raid_member **members, uint32_t nr, const struct raid_assemble_params *p,
+		  struct raid_vol **out, char *why, size_t why_len);
+
+int raid_read(struct raid_vol *v, void *buf, uint64_t off_bytes, uint64_t len_bytes);
+int raid_write(struct raid_vol *v, const void *buf, uint64_t off_bytes, uint64_t len_bytes);
+/* Every member's completed writes are durable. */
+int raid_flush(struct raid_vol *v);
+/* Flush, mark clean, close the members, free. */
+void raid_close(struct raid_vol *v);
+
+struct raid_stats {
+	uint64_t full_stripe_writes;
+	uint64_t rmw_writes;          /* read-modify-write stripe pieces */
+	uint64_t rcw_writes;          /* reconstruct-write stripe pieces */
+	uint64_t member_reads;
+	uint64_t member_writes;
+};
+
+struct raid_info {
+	struct raid_geom geom;
+	uint32_t nr_members;
+	uint64_t volume_bytes;
+	uint64_t volid;
+	uint8_t array_uuid[16];
+	uint64_t sequence;
+	int was_dirty;                /* assembled after an unclean shutdown */
+	struct raid_stats stats;
+};
+
+void raid_get_info(struct raid_vol *v, struct raid_info *info);
+const char *raid_member_name(struct raid_vol *v, uint32_t idx);
+
+/* Verify stripe parity: 0 consistent, -EILSEQ mismatch, other -errno on I/O error.
+ * `bad_offset` (may be NULL) gets the first mismatching byte in the chunk. */
+int raid_check_stripe(struct raid_vol *v, uint64_t stripe, uint32_t *bad_offset);
+
+/* "1b4e28ba-2fa1-11d2-883f-0016d3cca427" */
+void raid_uuid_str(const uint8_t uuid[16], char out[37]);
+
+#endif

@@ -1,0 +1,106 @@
+#include "raid/raidvol.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raid/tlog.h"
+
+struct raidvol {
+	struct vol vol;
+	struct raid_vol *array;
+};
+
+static int rv_read(struct vol *v, void *buf, uint64_t off, uint64_t len)
+{
+	return raid_read(((struct raidvol *)v->impl)->array, buf, off, len);
+}
+
+static int rv_write(struct vol *v, const void *buf, uint64_t off, uint64_t len)
+{
+	return raid_write(((struct raidvol *)v->impl)->array, buf, off, len);
+}
+
+static int rv_flush(struct vol *v)
+{
+	return raid_flush(((struct raidvol *)v->impl)->array);
+}
+
+static void rv_destroy(struct vol *v)
+{
+	struct raidvol *rv = v->impl;
+
+	raid_close(rv->array);
+	free(rv);
+}
+
+static const struct vol_ops raidvol_ops = {
+	.read = rv_read, .write = rv_write, .flush = rv_flush, .destroy = rv_destroy,
+};
+
+struct raid_vol *raidvol_array(struct vol *v)
+{
+	return v->ops == &raidvol_ops ? ((struct raidvol *)v->impl)->array : NULL;
+}
+
+int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_bytes,
+		 struct vol **out, char *why, size_t why_len)
+{
+	struct raid_member *m[RAID_MAX_MEMBERS] = { 0 };
+	char *paths[RAID_MAX_MEMBERS], *buf = strdup(members ? members : "");
+	struct raid_vol *array = NULL;
+	struct raidvol *rv;
+	struct raid_info info;
+	int nr, err;
+
+	if (!buf)
+		return -ENOMEM;
+	nr = split_members(buf, paths, RAID_MAX_MEMBERS, why, why_len);
+	if (nr < 0) {
+		free(buf);
+		return nr;
+	}
+	for (int i = 0; i < nr; i++) {
+		if ((err = raid_member_open_path(paths[i], &m[i], why, why_len)))
+			goto fail;
+	}
+	if (o->create) {
+		struct raid_create_params cp = {
+			.nr_data = o->nr_data, .chunk_bytes = o->chunk_bytes ? o->chunk_bytes : 65536,
+			.block_bytes = block_bytes ? block_bytes : 512, .volid = o->volid,
+			.force = o->create == 2,
+		};
+
+		if ((err = raid_create(m, (uint32_t)nr, &cp, why, why_len)))
+			goto fail;
+	}
+	{
+		struct raid_assemble_params ap = {
+			.nr_data = o->nr_data, .chunk_bytes = o->chunk_bytes, .block_bytes = block_bytes,
+			.volid = o->volid,
+		};
+
+		if ((err = raid_assemble(m, (uint32_t)nr, &ap, &array, why, why_len)))
+			goto fail;
+	}
+	free(buf);
+	rv = calloc(1, sizeof(*rv));
+	if (!rv) {
+		raid_close(array);
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	raid_get_info(array, &info);
+	rv->array = array;
+	vol_init(&rv->vol, "raid", info.volid, info.volume_bytes, info.geom.block_bytes,
+		 &raidvol_ops, rv);
+	*out = &rv->vol;
+	return 0;
+fail:
+	for (int i = 0; i < nr; i++)
+		raid_member_close(m[i]);
+	free(buf);
+	return err;
+}

@@ -1,0 +1,144 @@
+# Shared helpers for tandem's functional tests. Source it from a numbered test script:
+#   . "$(dirname "$0")/functions.sh"
+# It gives each test a private work directory, starts real tgtd devices on 127.0.0.0/8 with
+# private ports and control ports, and stops exactly the tgtd processes it started (by PID) on exit.
+# Exit codes follow automake: 0 pass, 77 skip, anything else fail.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+MODULE=${MODULE:-$BUILD/bs_tandem.so}
+TIO=$BUILD/tio
+TANDEMCTL=$BUILD/tandemctl
+TGTD=${TGTD:-/usr/sbin/tgtd}
+TGTADM=${TGTADM:-/usr/sbin/tgtadm}
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tandem-$TEST_NAME.XXXXXX")
+IQN_BASE=iqn.2026-11.org.tandem
+declare -A DEV_PID DEV_CTL DEV_IP DEV_PORT
+_cleanup_fns=()
+
+log() { echo "[$TEST_NAME] $*"; }
+fail() { echo "[$TEST_NAME] FAIL: $*" >&2; exit 1; }
+skip() { echo "[$TEST_NAME] SKIP: $*"; exit 77; }
+# requires CMD...: skip the test when a command is missing.
+requires() { local c; for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "needs $c"; done; }
+requires_root() { [ "$(id -u)" = 0 ] || skip "needs root (tgtd's control socket lives in /var/run/tgtd)"; }
+on_exit() { _cleanup_fns+=("$*"); }
+
+_cleanup() {
+    local rc=$? i name
+    for ((i=${#_cleanup_fns[@]}-1; i>=0; i--)); do eval "${_cleanup_fns[$i]}" || true; done
+    for name in "${!DEV_PID[@]}"; do device_stop "$name" >/dev/null 2>&1 || true; done
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+        for name in "$WORK"/*.log; do
+            [ -f "$name" ] || continue
+            echo "---- tail of $name"; tail -n 30 "$name"
+        done
+        echo "[$TEST_NAME] work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds; fail after SECONDS.
+wait_for() {
+    local limit=$1; shift
+    local deadline=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+}
+
+# A control port nobody uses: no socket file, and a free TCP port on 127.0.0.1 of the same number.
+_free_ctl() {
+    local n tries=0
+    while :; do
+        n=$((20000 + RANDOM % 9000))
+        tries=$((tries + 1)); [ $tries -lt 200 ] || return 1
+        [ -e /var/run/tgtd/socket.$n ] && continue
+        [ -e /var/run/tgtd/socket.$n.lock ] && continue
+        (exec 3<>/dev/tcp/127.0.0.1/$n) 2>/dev/null && continue
+        echo $n; return 0
+    done
+}
+
+# device_start NAME [IP]: a tgtd with the tandem module preloaded, its own portal, control port,
+# log ($WORK/NAME.log) and state directory ($WORK/NAME/). The target is iqn.…:NAME, tid 1.
+device_start() {
+    local name=$1 ip=${2:-127.0.0.1} ctl port tries=0
+    mkdir -p "$WORK/$name" /var/run/tgtd
+    while :; do
+        ctl=$(_free_ctl) || fail "no free control port"
+        port=$ctl
+        TANDEM_STATE_DIR="$WORK/$name" setsid env LD_PRELOAD="$MODULE" ${TANDEM_ENV:-} \
+            "$TGTD" -f -C "$ctl" --iscsi "portal=$ip:$port" >>"$WORK/$name.log" 2>&1 </dev/null &
+        DEV_PID[$name]=$!
+        DEV_CTL[$name]=$ctl; DEV_IP[$name]=$ip; DEV_PORT[$name]=$port
+        if wait_for 10 "$TGTADM" -C "$ctl" --op show --mode sys; then break; fi
+        kill -9 "${DEV_PID[$name]}" 2>/dev/null || true; wait "${DEV_PID[$name]}" 2>/dev/null || true
+        unset "DEV_PID[$name]"
+        tries=$((tries + 1)); [ $tries -lt 5 ] || fail "tgtd $name did not start (see $WORK/$name.log)"
+    done
+    tgtadm_dev "$name" --lld iscsi --op new --mode target --tid 1 -T "$IQN_BASE:$name"
+    tgtadm_dev "$name" --lld iscsi --op bind --mode target --tid 1 -I ALL
+    log "device $name: tgtd pid ${DEV_PID[$name]} portal $ip:$port control $ctl"
+}
+
+tgtadm_dev() { local name=$1; shift; "$TGTADM" -C "${DEV_CTL[$name]}" "$@"; }
+
+# device_url NAME LUN: the libiscsi URL of a LU.
+device_url() { echo "iscsi://${DEV_IP[$1]}:${DEV_PORT[$1]}/$IQN_BASE:$1/$2"; }
+device_log() { echo "$WORK/$1.log"; }
+
+# lu_add NAME LUN BSTYPE BACKING [BSOPTS] [extra tgtadm args...]
+lu_add() {
+    local name=$1 lun=$2 bstype=$3 backing=$4 bsopts=${5:-}; shift 5 || shift $#
+    local args=(--lld iscsi --op new --mode logicalunit --tid 1 --lun "$lun" --bstype "$bstype"
+                --backing-store "$backing")
+    [ -n "$bsopts" ] && args+=(--bsopts "$bsopts")
+    tgtadm_dev "$name" "${args[@]}" "$@"
+}
+lu_del() { tgtadm_dev "$1" --lld iscsi --op delete --mode logicalunit --tid 1 --lun "$2"; }
+
+# members PREFIX COUNT SIZE: create COUNT sparse member files, print them ';'-joined.
+members() {
+    local prefix=$1 count=$2 size=$3 i list=()
+    for ((i=0; i<count; i++)); do truncate -s "$size" "$prefix$i"; list+=("$prefix$i"); done
+    (IFS=';'; echo "${list[*]}")
+}
+
+# device_stop NAME: the documented way (tgtd ignores SIGTERM), then SIGKILL of that PID only.
+device_stop() {
+    local name=$1 pid=${DEV_PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        tgtadm_dev "$name" --lld iscsi --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
+        tgtadm_dev "$name" --op delete --mode system >/dev/null 2>&1 || true
+        wait_for 10 _dead "$pid" || kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    unset "DEV_PID[$name]"
+}
+
+# device_kill NAME: kill -9 of exactly that tgtd (crash tests).
+device_kill() {
+    local name=$1 pid=${DEV_PID[$1]}
+    kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+    unset "DEV_PID[$name]"
+    rm -f "/var/run/tgtd/socket.${DEV_CTL[$name]}" "/var/run/tgtd/socket.${DEV_CTL[$name]}.lock"
+}
+_dead() { ! kill -0 "$1" 2>/dev/null; }
+
+# expect_fail DESCRIPTION CMD...: CMD must fail.
+expect_fail() { local d=$1; shift; if "$@" >/dev/null 2>&1; then fail "expected failure: $d"; fi; }
+# log_has NAME REGEX: the device's log contains REGEX.
+log_has() { grep -Eq "$2" "$(device_log "$1")"; }
+
+requires_root
+[ -x "$TGTD" ] || skip "tgtd not installed (run scripts/setup.sh)"
+[ -f "$MODULE" ] || fail "module $MODULE not built (run make)"

@@ -195,7 +195,7 @@ int raid_create(struct raid_member **m, uint32_t nr, const struct raid_create_pa
 			raid_uuid_str(old.array_uuid, u);
 			snprintf(why, why_len,
 				 "member %s already belongs to array %s (volid %" PRIu64 ", member %u); "
-				 "refusing to format it without create=force", m[i]->name, u, old.volid,
+				 "refusing to format it without force (bsopts create=force, tandemctl --force)", m[i]->name, u, old.volid,
 				 old.member_index);
 			return -EEXIST;
 		}

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "raid/tlog.h"
 
@@ -61,6 +62,20 @@ int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_
 	if (nr < 0) {
 		free(buf);
 		return nr;
+	}
+	/* A path listed twice would otherwise look like "in use" (our own lock). */
+	for (int i = 0; i < nr; i++) {
+		struct stat si, sj;
+
+		for (int j = 0; j < i; j++) {
+			if (stat(paths[i], &si) == 0 && stat(paths[j], &sj) == 0 &&
+			    si.st_dev == sj.st_dev && si.st_ino == sj.st_ino) {
+				snprintf(why, why_len, "member %s is listed twice (positions %d and %d)",
+					 paths[j], j, i);
+				err = -EINVAL;
+				goto fail;
+			}
+		}
 	}
 	for (int i = 0; i < nr; i++) {
 		if ((err = raid_member_open_path(paths[i], &m[i], why, why_len)))

@@ -112,6 +112,13 @@ members() {
     (IFS=';'; echo "${list[*]}")
 }
 
+# member_list PREFIX COUNT: the ';'-joined list of existing members PREFIX0..PREFIX(COUNT-1).
+member_list() {
+    local i list=()
+    for ((i=0; i<$2; i++)); do list+=("$1$i"); done
+    (IFS=';'; echo "${list[*]}")
+}
+
 # device_stop NAME: the documented way (tgtd ignores SIGTERM), then SIGKILL of that PID only.
 device_stop() {
     local name=$1 pid=${DEV_PID[$1]:-}

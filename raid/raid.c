@@ -24,6 +24,7 @@ struct raid_vol {
 	struct raid_sb sb;              /* last written; protected by sb_lock */
 	pthread_mutex_t sb_lock;
 	int was_dirty;
+	int readonly;
 	/* stripe s is written under lock[s % STRIPE_LOCKS] */
 	pthread_mutex_t lock[STRIPE_LOCKS];
 	struct raid_stats st;           /* updated with __atomic adds */
@@ -351,9 +352,10 @@ int raid_assemble(struct raid_member **m, uint32_t nr, const struct raid_assembl
 	pthread_mutex_init(&v->sb_lock, NULL);
 	for (int i = 0; i < STRIPE_LOCKS; i++)
 		pthread_mutex_init(&v->lock[i], NULL);
+	v->readonly = p->readonly;
 	v->sb.flags |= RAID_SB_FLAG_DIRTY;
 	v->sb.sequence++;
-	if ((err = sb_write_all(v->m, nr, &v->sb))) {
+	if (!v->readonly && (err = sb_write_all(v->m, nr, &v->sb))) {
 		snprintf(why, why_len, "cannot update the superblocks: %s", strerror(-err));
 		free(v);
 		return err;
@@ -526,6 +528,8 @@ int raid_write(struct raid_vol *v, const void *buf, uint64_t off, uint64_t len)
 
 	if (off > raid_volume_bytes(g) || len > raid_volume_bytes(g) - off)
 		return -ERANGE;
+	if (v->readonly)
+		return -EROFS;
 	while (len) {
 		uint64_t s = off / sb_bytes, a = off % sb_bytes;
 		uint64_t n = sb_bytes - a;
@@ -565,7 +569,7 @@ void raid_close(struct raid_vol *v)
 {
 	if (!v)
 		return;
-	if (raid_flush(v) == 0) {
+	if (!v->readonly && raid_flush(v) == 0) {
 		pthread_mutex_lock(&v->sb_lock);
 		v->sb.flags &= ~RAID_SB_FLAG_DIRTY;
 		v->sb.sequence++;
@@ -602,6 +606,46 @@ void raid_get_info(struct raid_vol *v, struct raid_info *info)
 const char *raid_member_name(struct raid_vol *v, uint32_t idx)
 {
 	return idx < v->nr ? v->m[idx]->name : NULL;
+}
+
+int raid_resync_all(struct raid_vol *v, uint64_t *fixed)
+{
+	const struct raid_geom *g = &v->g;
+	const uint32_t C = g->chunk_bytes, n = g->nr_data;
+	const void *col[RAID_MAX_DATA];
+	uint8_t *buf, *par, *old;
+	int err = 0;
+
+	*fixed = 0;
+	if (v->readonly)
+		return -EROFS;
+	if (posix_memalign((void **)&buf, 64, (size_t)(n + 2) * C))
+		return -ENOMEM;
+	par = buf + (size_t)n * C;
+	old = par + C;
+	for (uint64_t s = 0; s < raid_nr_stripes(g) && !err; s++) {
+		pthread_mutex_t *lk = &v->lock[s % STRIPE_LOCKS];
+		uint32_t pm = raid_parity_member(g, s);
+
+		pthread_mutex_lock(lk);
+		for (uint32_t d = 0; d < n && !err; d++) {
+			col[d] = buf + (size_t)d * C;
+			err = mread(v, raid_data_member(g, s, d), buf + (size_t)d * C, C,
+				    raid_member_offset(g, s, 0));
+		}
+		if (!err)
+			err = mread(v, pm, old, C, raid_member_offset(g, s, 0));
+		if (!err) {
+			txor(par, col, (int)n, C);
+			if (memcmp(par, old, C)) {
+				(*fixed)++;
+				err = mwrite(v, pm, par, C, raid_member_offset(g, s, 0));
+			}
+		}
+		pthread_mutex_unlock(lk);
+	}
+	free(buf);
+	return err ? err : raid_flush(v);
 }
 
 int raid_check_stripe(struct raid_vol *v, uint64_t s, uint32_t *bad_offset)

@@ -32,6 +32,7 @@ struct raid_assemble_params {
 	uint32_t chunk_bytes;
 	uint32_t block_bytes;
 	uint64_t volid;
+	int readonly;           /* no superblock updates, writes fail with -EROFS (offline checks) */
 };
 
 /* Check the superblocks and assemble. On success the volume owns the members; on failure the
@@ -71,6 +72,11 @@ const char *raid_member_name(struct raid_vol *v, uint32_t idx);
 /* Verify stripe parity: 0 consistent, -EILSEQ mismatch, other -errno on I/O error.
  * `bad_offset` (may be NULL) gets the first mismatching byte in the chunk. */
 int raid_check_stripe(struct raid_vol *v, uint64_t stripe, uint32_t *bad_offset);
+
+/* Recompute the parity of every stripe from its data (after an unclean shutdown, until the
+ * write-intent bitmap makes this incremental). Runs stripe by stripe under the stripe locks,
+ * so host I/O may continue. Returns 0 or -errno; *fixed gets the stripes that were wrong. */
+int raid_resync_all(struct raid_vol *v, uint64_t *fixed);
 
 /* "1b4e28ba-2fa1-11d2-883f-0016d3cca427" */
 void raid_uuid_str(const uint8_t uuid[16], char out[37]);

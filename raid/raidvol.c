@@ -101,13 +101,28 @@ int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_
 			goto fail;
 	}
 	free(buf);
+	raid_get_info(array, &info);
+	if (info.was_dirty) {
+		uint64_t fixed;
+		char u[37];
+
+		raid_uuid_str(info.array_uuid, u);
+		tlog(TLOG_WARN, "array %s (volid %" PRIu64 "): resynchronising parity of %" PRIu64
+		     " stripes after an unclean shutdown", u, info.volid, raid_nr_stripes(&info.geom));
+		if ((err = raid_resync_all(array, &fixed))) {
+			snprintf(why, why_len, "parity resync after unclean shutdown failed: %s",
+				 strerror(-err));
+			raid_close(array);
+			return err;
+		}
+		tlog(TLOG_WARN, "array %s: parity resync done, %" PRIu64 " stripes repaired", u, fixed);
+	}
 	rv = calloc(1, sizeof(*rv));
 	if (!rv) {
 		raid_close(array);
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
-	raid_get_info(array, &info);
 	rv->array = array;
 	vol_init(&rv->vol, "raid", info.volid, info.volume_bytes, info.geom.block_bytes,
 		 &raidvol_ops, rv);

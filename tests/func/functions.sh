@@ -69,13 +69,19 @@ _free_ctl() {
 
 # device_start NAME [IP]: a tgtd with the tandem module preloaded, its own portal, control port,
 # log ($WORK/NAME.log) and state directory ($WORK/NAME/). The target is iqn.…:NAME, tid 1.
+# DEVICE_LAUNCHER=script: run "script tgtd ARGS" instead of preloading; it must exec tgtd.
 device_start() {
-    local name=$1 ip=${2:-127.0.0.1} ctl port tries=0
+    local name=$1 ip=${2:-127.0.0.1} ctl port tries=0 launch
     mkdir -p "$WORK/$name" /var/run/tgtd
     while :; do
         ctl=$(_free_ctl) || fail "no free control port"
         port=$ctl
-        TANDEM_STATE_DIR="$WORK/$name" setsid env LD_PRELOAD="$MODULE" ${TANDEM_ENV:-} \
+        if [ -n "${DEVICE_LAUNCHER:-}" ]; then
+            launch=("$DEVICE_LAUNCHER")
+        else
+            launch=(env LD_PRELOAD="$MODULE")
+        fi
+        TANDEM_STATE_DIR="$WORK/$name" setsid "${launch[@]}" ${TANDEM_ENV:-} \
             "$TGTD" -f -C "$ctl" --iscsi "portal=$ip:$port" >>"$WORK/$name.log" 2>&1 </dev/null &
         DEV_PID[$name]=$!
         DEV_CTL[$name]=$ctl; DEV_IP[$name]=$ip; DEV_PORT[$name]=$port

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +180,59 @@ static size_t first_diff(const unsigned char *a, const unsigned char *b, size_t 
 
 /* ---- one logged-in LU ------------------------------------------------------------------------ */
 
+/* libiscsi's last error, without the trailing newlines some messages carry. */
+static const char *iscsi_err(struct iscsi_context *iscsi)
+{
+	static char buf[512];
+	size_t len;
+
+	snprintf(buf, sizeof(buf), "%s", iscsi_get_error(iscsi) ? iscsi_get_error(iscsi) : "?");
+	len = strlen(buf);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		buf[--len] = '\0';
+	return buf;
+}
+
+/*
+ * Why a TCP connection to portal ("host[:port]", "[v6]:port") fails, or NULL if it does not:
+ * libiscsi reports a refused connection only as "Can not reconnect right now".
+ */
+static const char *portal_probe(const char *portal)
+{
+	static char why[160];
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	char host[256], *port;
+	int err, fd;
+
+	snprintf(host, sizeof(host), "%s", portal);
+	port = strrchr(host, ':');
+	if (host[0] == '[') {
+		char *close_bracket = strchr(host, ']');
+
+		if (!close_bracket)
+			return NULL;
+		*close_bracket = '\0';
+		port = close_bracket[1] == ':' ? close_bracket + 2 : NULL;
+		memmove(host, host + 1, strlen(host));
+	} else if (port) {
+		*port++ = '\0';
+	}
+	err = getaddrinfo(host, port ? port : "3260", &hints, &res);
+	if (err) {
+		snprintf(why, sizeof(why), "portal %s: %s", portal, gai_strerror(err));
+		return why;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	err = fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	if (!err)
+		return NULL;
+	snprintf(why, sizeof(why), "portal %s: %s", portal, strerror(err));
+	return why;
+}
+
 struct lu {
 	struct iscsi_context *iscsi;
 	const char *url;
@@ -214,10 +269,10 @@ static const char *status_text(struct iscsi_context *iscsi, int status, struct s
 	case SCSI_STATUS_TASK_SET_FULL:        return "TASK SET FULL";
 	case SCSI_STATUS_ACA_ACTIVE:           return "ACA ACTIVE";
 	case SCSI_STATUS_TASK_ABORTED:         return "TASK ABORTED";
-	case SCSI_STATUS_CANCELLED:            return "cancelled (session closed)";
+	case SCSI_STATUS_CANCELLED:            return "cancelled: the connection to the target was lost";
 	case SCSI_STATUS_TIMEOUT:              return "timed out";
 	case SCSI_STATUS_ERROR:
-		snprintf(buf, len, "transport error: %s", iscsi_get_error(iscsi));
+		snprintf(buf, len, "transport error: %s", iscsi_err(iscsi));
 		return buf;
 	default:
 		snprintf(buf, len, "SCSI status 0x%x", (unsigned)status);
@@ -231,7 +286,7 @@ static int sync_failed(struct lu *lu, const char *what, struct scsi_task *task)
 	char buf[256];
 
 	if (!task) {
-		msg("%s on %s failed: %s", what, lu->url, iscsi_get_error(lu->iscsi));
+		msg("%s on %s failed: %s", what, lu->url, iscsi_err(lu->iscsi));
 		lu->dead = true;
 		return EXIT_CONN;
 	}
@@ -287,8 +342,7 @@ static int lu_open(struct lu *lu, const char *url, const char *initiator, int ti
 	}
 	u = iscsi_parse_full_url(lu->iscsi, url);
 	if (!u) {
-		msg("bad iSCSI URL '%s': %s (want iscsi://HOST[:PORT]/TARGET-IQN/LUN)", url,
-		    iscsi_get_error(lu->iscsi));
+		msg("bad iSCSI URL '%s': %s", url, iscsi_err(lu->iscsi));
 		lu->dead = true;
 		lu_close(lu);
 		return EXIT_USAGE;
@@ -298,17 +352,20 @@ static int lu_open(struct lu *lu, const char *url, const char *initiator, int ti
 	iscsi_set_header_digest(lu->iscsi, ISCSI_HEADER_DIGEST_NONE);
 	if (u->user[0])
 		iscsi_set_initiator_username_pwd(lu->iscsi, u->user, u->passwd);
-	iscsi_set_noautoreconnect(lu->iscsi, 1);
 	iscsi_set_timeout(lu->iscsi, timeout_s);
 	lu->lun = u->lun;
 	if (iscsi_full_connect_sync(lu->iscsi, u->portal, u->lun) != 0) {
-		msg("cannot log in to %s: %s", url, iscsi_get_error(lu->iscsi));
+		const char *why = portal_probe(u->portal);
+
+		msg("cannot log in to %s: %s%s%s", url, iscsi_err(lu->iscsi), why ? "; " : "",
+		    why ? why : "");
 		iscsi_destroy_url(u);
 		lu->dead = true;
 		lu_close(lu);
 		return EXIT_CONN;
 	}
 	iscsi_destroy_url(u);
+	iscsi_set_noautoreconnect(lu->iscsi, 1);
 
 	task = iscsi_readcapacity16_sync(lu->iscsi, lu->lun);
 	if (!task || task->status != SCSI_STATUS_GOOD) {
@@ -444,7 +501,7 @@ static void engine_submit(struct engine *eng, struct io *io)
 	}
 	if (!io->task) {
 		msg("cannot queue %s(16) on %s: %s", io->is_write ? "WRITE" : "READ", lu->url,
-		    iscsi_get_error(lu->iscsi));
+		    iscsi_err(lu->iscsi));
 		engine_fail(eng, EXIT_CONN);
 		return;
 	}
@@ -516,7 +573,7 @@ static int engine_run(struct engine *eng)
 		if (iscsi_service(iscsi, n > 0 ? pfd.revents : 0) < 0) {
 			if (eng->result == EXIT_OK)
 				msg("lost the connection to %s: %s", eng->lu->url,
-				    iscsi_get_error(iscsi));
+				    iscsi_err(iscsi));
 			eng->lu->dead = true;
 			engine_fail(eng, EXIT_CONN);
 			break;
@@ -643,7 +700,7 @@ static int usage_error(const struct command *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", cmd ? cmd->usage : top_usage);
+	fprintf(stderr, "\ntry 'tio %s%s--help'\n", cmd ? cmd->name : "", cmd ? " " : "");
 	return EXIT_USAGE;
 }
 
@@ -1003,8 +1060,11 @@ struct log {
 static int log_load(const char *path, bool missing_ok, struct log *log)
 {
 	FILE *f = fopen(path, "r");
-	char line[256];
+	char *line = NULL;
+	size_t line_cap = 0;
+	ssize_t len;
 	unsigned lineno = 0;
+	int rc = EXIT_OK;
 
 	memset(log, 0, sizeof(*log));
 	if (!f) {
@@ -1013,25 +1073,23 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 		msg("cannot open log %s: %s", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while ((len = getline(&line, &line_cap, f)) > 0) {
 		struct log_rec r;
 		char tail;
 
 		lineno++;
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (!strchr(line, '\n') && feof(f)) {
+		if (line[len - 1] != '\n') {   /* the writer died mid-line: never acknowledged */
 			msg("log %s: ignoring a partial last line %u", path, lineno);
 			break;
 		}
 		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %c", &r.lba, &r.nr_blocks,
 			   &r.generation, &tail) != 3 || r.nr_blocks == 0) {
 			msg("log %s line %u: want 'lba nblocks generation', got '%.*s'", path, lineno,
-			    (int)strcspn(line, "\n"), line);
-			fclose(f);
-			free(log->recs);
-			log->recs = NULL;
-			return EXIT_USAGE;
+			    (int)(len - 1), line);
+			rc = EXIT_USAGE;
+			break;
 		}
 		if (log->nr == log->cap) {
 			size_t cap = log->cap ? log->cap * 2 : 1024;
@@ -1039,10 +1097,8 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 
 			if (!n) {
 				msg("out of memory reading log %s", path);
-				fclose(f);
-				free(log->recs);
-				log->recs = NULL;
-				return EXIT_FAIL;
+				rc = EXIT_FAIL;
+				break;
 			}
 			log->recs = n;
 			log->cap = cap;
@@ -1053,8 +1109,13 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 		if (r.lba + r.nr_blocks > log->end_lba)
 			log->end_lba = r.lba + r.nr_blocks;
 	}
+	free(line);
 	fclose(f);
-	return EXIT_OK;
+	if (rc != EXIT_OK) {
+		free(log->recs);
+		log->recs = NULL;
+	}
+	return rc;
 }
 
 struct writer_ctx {
@@ -1328,6 +1389,26 @@ out:
 
 /* ---- compare ---------------------------------------------------------------------------------- */
 
+/* READ(16) of len_bytes at lba; NULL with *rc set (and the reason told) on failure. */
+static struct scsi_task *compare_read(struct lu *lu, uint64_t lba, uint32_t len_bytes, int *rc)
+{
+	struct scsi_task *task = iscsi_read16_sync(lu->iscsi, lu->lun, lba, len_bytes,
+						   (int)lu->block_bytes, 0, 0, 0, 0, 0);
+
+	if (!task || task->status != SCSI_STATUS_GOOD) {
+		*rc = sync_failed(lu, "READ(16)", task);
+	} else if (task->datain.size != (int)len_bytes) {
+		msg("READ(16) lba=%" PRIu64 " on %s: short read, %d of %" PRIu32 " bytes", lba,
+		    lu->url, task->datain.size, len_bytes);
+		*rc = EXIT_FAIL;
+	} else {
+		return task;
+	}
+	if (task)
+		scsi_free_scsi_task(task);
+	return NULL;
+}
+
 static int cmd_compare(struct opts *o)
 {
 	struct lu a, b = { 0 };
@@ -1364,21 +1445,12 @@ static int cmd_compare(struct opts *o)
 		struct scsi_task *ta, *tb;
 		size_t off;
 
-		ta = iscsi_read16_sync(a.iscsi, a.lun, lba, len_bytes, (int)a.block_bytes,
-				       0, 0, 0, 0, 0);
-		if (!ta || ta->status != SCSI_STATUS_GOOD || ta->datain.size != (int)len_bytes) {
-			rc = sync_failed(&a, "READ(16)", ta && ta->status == SCSI_STATUS_GOOD ? NULL : ta);
-			if (ta)
-				scsi_free_scsi_task(ta);
+		ta = compare_read(&a, lba, len_bytes, &rc);
+		if (!ta)
 			goto out;
-		}
-		tb = iscsi_read16_sync(b.iscsi, b.lun, lba, len_bytes, (int)b.block_bytes,
-				       0, 0, 0, 0, 0);
-		if (!tb || tb->status != SCSI_STATUS_GOOD || tb->datain.size != (int)len_bytes) {
-			rc = sync_failed(&b, "READ(16)", tb && tb->status == SCSI_STATUS_GOOD ? NULL : tb);
+		tb = compare_read(&b, lba, len_bytes, &rc);
+		if (!tb) {
 			scsi_free_scsi_task(ta);
-			if (tb)
-				scsi_free_scsi_task(tb);
 			goto out;
 		}
 		off = first_diff(ta->datain.data, tb->datain.data, len_bytes);

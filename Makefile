@@ -31,7 +31,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
 .PHONY: all setup check unit func conformance linux bench demo install uninstall clean
-all: $(B)/bs_tandem.so $(B)/tandemctl $(B)/tio $(UNIT_BIN)
+all: $(B)/bs_tandem.so $(B)/tandemctl $(B)/tio $(B)/parbench $(UNIT_BIN)
 
 setup:
 	@scripts/setup.sh
@@ -58,6 +58,9 @@ $(B)/bs_tandem.so: $(TGT_OBJ) $(B)/libtandem.a
 
 $(B)/tandemctl: $(B)/cmdvol/tandemctl.o $(B)/libtandem.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -liscsi -lcrypto
+
+$(B)/parbench: $(B)/tests/tools/parbench.o $(B)/libtandem.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tio: $(B)/tests/tools/tio.o
 	$(CC) $(LDFLAGS) -o $@ $^ -liscsi -lm -lpthread
@@ -96,6 +99,6 @@ uninstall:
 	rm -f $(DESTDIR)$(BSDIR)/bs_tandem.so $(DESTDIR)$(PREFIX)/sbin/tandemctl
 
 clean:
-	rm -rf $(B)/unit $(B)/target $(B)/raid $(B)/replication $(B)/cmdvol $(B)/tests $(B)/*.a $(B)/*.so $(B)/tandemctl $(B)/tio
+	rm -rf $(B)/unit $(B)/target $(B)/raid $(B)/replication $(B)/cmdvol $(B)/tests $(B)/*.a $(B)/*.so $(B)/tandemctl $(B)/tio $(B)/parbench
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

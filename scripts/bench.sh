@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make bench: tandem's performance table, every figure beside its baseline from the same run.
+#   BENCH_RUNS=3 BENCH_SECONDS=5 scripts/bench.sh
+# One tgtd (the module preloaded) serves a stock rdwr LU on one 1 GiB file (the baseline) and
+# raid 3D+1P and 4D+1P LUs of the same size; tio drives each through iSCSI on loopback. Runs are
+# interleaved (run 1 of every LU, then run 2, ...) so machine noise hits all alike; the table
+# shows medians and the ratio raid/rdwr. Then parity throughput against raw ISA-L xor_gen.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+SECS=${BENCH_SECONDS:-5}
+out_dir=$top/build/bench
+mkdir -p "$out_dir"
+# Reuse the functional tests' device helpers (private ports, cleanup by PID).
+set -- ; . "$top/tests/func/functions.sh"
+TEST_NAME=bench
+
+device_start b1
+truncate -s 1G "$WORK/rdwr.img"
+lu_add b1 1 rdwr "$WORK/rdwr.img" ""
+lu_add b1 2 raid "$(members "$WORK/r3-" 4 $((1024 / 3 + 5))M)" "volid=2;layout=3D+1P;chunk_kib=64;create=1"
+lu_add b1 3 raid "$(members "$WORK/r4-" 5 $((1024 / 4 + 5))M)" "volid=3;layout=4D+1P;chunk_kib=64;create=1"
+names=([1]="rdwr (1 file)" [2]="raid 3D+1P" [3]="raid 4D+1P")
+
+echo "tandem bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $RUNS runs x ${SECS}s, loopback iSCSI"
+echo "prefilling the LUs (sequential 1 MiB writes over the whole volume)..."
+for lun in 1 2 3; do
+    url=$(device_url b1 $lun)
+    blocks=$("$TIO" info "$url" | sed -n 's/^blocks=\([0-9]*\) .*/\1/p')
+    "$TIO" load "$url" --rw write --bs 1m --qd 16 --ios $((blocks / 2048)) >/dev/null
+done
+
+workloads=("seqwrite:write:1m:16" "seqread:read:1m:16" "randread:randread:4k:32" "randwrite:randwrite:4k:32")
+raw=$out_dir/runs.txt; : > "$raw"
+for ((r = 1; r <= RUNS; r++)); do
+    for w in "${workloads[@]}"; do
+        IFS=: read -r wname rw bs qd <<<"$w"
+        for lun in 1 2 3; do
+            line=$("$TIO" load "$(device_url b1 $lun)" --rw "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --seed "$r")
+            mbps=$(sed -n 's/.*MBps=\([0-9.]*\).*/\1/p' <<<"$line")
+            iops=$(sed -n 's/.*IOPS=\([0-9.]*\).*/\1/p' <<<"$line")
+            p99=$(sed -n 's/.*lat_p99_us=\([0-9.]*\).*/\1/p' <<<"$line")
+            echo "$wname $lun $r $mbps $iops $p99" >> "$raw"
+        done
+    done
+    echo "run $r of $RUNS done"
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+fig() { # workload lun column
+    awk -v w="$1" -v l="$2" -v c="$3" '$1==w && $2==l {print $c}' "$raw" | median
+}
+table=$out_dir/latest.txt
+{
+    echo
+    echo "## iSCSI throughput (median of $RUNS runs of ${SECS}s; ratio = raid / rdwr of the same run set)"
+    printf '%-10s %-12s %14s %14s %7s %14s %7s\n' workload unit "${names[1]}" "${names[2]}" ratio "${names[3]}" ratio
+    for w in "${workloads[@]}"; do
+        IFS=: read -r wname rw bs qd <<<"$w"
+        case $wname in seq*) col=4; unit="MB/s";; *) col=5; unit="IOPS";; esac
+        b=$(fig "$wname" 1 $col); r3=$(fig "$wname" 2 $col); r4=$(fig "$wname" 3 $col)
+        printf '%-10s %-12s %14s %14s %6.2fx %14s %6.2fx\n' "$wname" "$unit ($bs QD$qd)" "$b" "$r3" \
+            "$(echo "$r3 / $b" | bc -l)" "$r4" "$(echo "$r4 / $b" | bc -l)"
+    done
+    echo
+    echo "## p99 latency, microseconds (median)"
+    for w in "${workloads[@]}"; do
+        IFS=: read -r wname _ <<<"$w"
+        printf '%-10s %14s %14s %14s\n' "$wname" "$(fig "$wname" 1 6)" "$(fig "$wname" 2 6)" "$(fig "$wname" 3 6)"
+    done
+    echo
+    echo "## parity (in one process: raw ISA-L xor_gen is the baseline)"
+    "$BUILD/parbench" 1
+} | tee "$table"
+device_stop b1
+echo
+echo "saved: ${table#$top/} (raw runs: ${raw#$top/})"

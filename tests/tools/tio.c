@@ -483,6 +483,8 @@ static void io_done_cb(struct iscsi_context *iscsi, int status, void *command_da
 		engine_submit(eng, io);
 }
 
+static int write_fua;            /* --fua: every WRITE(16) has FUA set */
+
 static void engine_submit(struct engine *eng, struct io *io)
 {
 	struct lu *lu = eng->lu;
@@ -491,7 +493,8 @@ static void engine_submit(struct engine *eng, struct io *io)
 	io->submit_ns = now_ns();
 	if (io->is_write) {
 		io->task = iscsi_write16_task(lu->iscsi, lu->lun, io->start_lba, io->buf, len_bytes,
-					      (int)lu->block_bytes, 0, 0, 0, 0, 0, io_done_cb, io);
+					      (int)lu->block_bytes, 0, 0, write_fua, 0, 0, io_done_cb,
+					      io);
 	} else {
 		io->iov.iov_base = io->buf;
 		io->iov.iov_len = len_bytes;
@@ -586,7 +589,7 @@ static int engine_run(struct engine *eng)
 
 enum opt_id {
 	O_LBA = 256, O_BLOCKS, O_SEED, O_ZERO, O_XFER, O_QD, O_RW, O_BS, O_SECONDS, O_IOS,
-	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS,
+	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA,
 };
 #define OPT_BIT(id) (1u << ((id) - O_LBA))
 
@@ -619,6 +622,7 @@ static const struct option long_opts[] = {
 	{ "ios",         required_argument, NULL, O_IOS },
 	{ "range-blocks", required_argument, NULL, O_RANGE },
 	{ "json",        no_argument,       NULL, O_JSON },
+	{ "fua",         no_argument,       NULL, O_FUA },
 	{ "out",         required_argument, NULL, O_OUT },
 	{ "log",         required_argument, NULL, O_LOG },
 	{ "max-blocks",  required_argument, NULL, O_MAX_BLOCKS },
@@ -683,7 +687,8 @@ static const char common_usage[] =
 static const char top_usage[] =
 	"usage: tio COMMAND URL [options]   (tio COMMAND --help for details)\n"
 	"  info       URL                          capacity and block limits\n"
-	"  write      URL --seed S [--lba L --blocks N --xfer-blocks X --qd N]\n"
+	"  sync       URL                          SYNCHRONIZE CACHE\n"
+	"  write      URL --seed S [--lba L --blocks N --xfer-blocks X --qd N --fua]\n"
 	"  verify     URL (--seed S | --zero) [--lba L --blocks N --xfer-blocks X --qd N]\n"
 	"  load       URL --rw MODE --bs BYTES --qd N (--seconds S | --ios N) [...]\n"
 	"  log-writer URL --out FILE [--blocks N --seed S --qd N --seconds S --max-blocks M]\n"
@@ -719,6 +724,27 @@ static int cmd_info(struct opts *o)
 	       lu.opt_gran_blocks, lu.max_xfer_blocks);
 	lu_close(&lu);
 	return EXIT_OK;
+}
+
+static int cmd_sync(struct opts *o)
+{
+	struct lu lu;
+	struct scsi_task *t;
+	char buf[256];
+	int rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
+
+	if (rc)
+		return rc;
+	t = iscsi_synchronizecache10_sync(lu.iscsi, lu.lun, 0, 0, 0, 0);
+	if (!t || t->status != SCSI_STATUS_GOOD) {
+		msg("SYNCHRONIZE CACHE(10) on %s failed: %s", lu.url,
+		    status_text(lu.iscsi, t ? t->status : SCSI_STATUS_ERROR, t, buf, sizeof(buf)));
+		rc = t && !status_is_transport(t->status) ? EXIT_FAIL : EXIT_CONN;
+	}
+	if (t)
+		scsi_free_scsi_task(t);
+	lu_close(&lu);
+	return rc;
 }
 
 /* ---- write / verify: a range in chunks ------------------------------------------------------- */
@@ -1489,9 +1515,12 @@ static const struct command commands[] = {
 	  "usage: tio info URL\n"
 	  "  Prints blocks= block_bytes= size_bytes= (READ CAPACITY 16) and opt_xfer_blocks=\n"
 	  "  opt_gran_blocks= max_xfer_blocks= (INQUIRY VPD B0 Block Limits; 0 when absent).\n" },
+	{ "sync", 1, 0, cmd_sync,
+	  "usage: tio sync URL\n"
+	  "  Sends SYNCHRONIZE CACHE(10) for the whole LU.\n" },
 	{ "write", 1, OPT_BIT(O_LBA) | OPT_BIT(O_BLOCKS) | OPT_BIT(O_SEED) | OPT_BIT(O_XFER) |
-		      OPT_BIT(O_QD), cmd_write,
-	  "usage: tio write URL --seed S [--lba L] [--blocks N] [--xfer-blocks X] [--qd N]\n"
+		      OPT_BIT(O_QD) | OPT_BIT(O_FUA), cmd_write,
+	  "usage: tio write URL --seed S [--lba L] [--blocks N] [--xfer-blocks X] [--qd N] [--fua]\n"
 	  "  Writes blocks whose content is a function of (seed, lba) only: \"TIOBLK01\", be64 lba,\n"
 	  "  be64 seed, then a splitmix64 stream. --lba defaults to 0, --blocks to the rest of the\n"
 	  "  LU, --xfer-blocks to 1 MiB per command (within VPD B0's maximum), --qd to 8.\n" },
@@ -1501,7 +1530,8 @@ static const struct command commands[] = {
 	  "  Reads the range back and checks it holds what 'tio write --seed S' wrote (or zeros).\n"
 	  "  On a mismatch prints the first bad lba, what was expected and what was found; exit 1.\n" },
 	{ "load", 1, OPT_BIT(O_RW) | OPT_BIT(O_BS) | OPT_BIT(O_QD) | OPT_BIT(O_SECONDS) |
-		     OPT_BIT(O_IOS) | OPT_BIT(O_RANGE) | OPT_BIT(O_SEED) | OPT_BIT(O_JSON), cmd_load,
+		     OPT_BIT(O_IOS) | OPT_BIT(O_RANGE) | OPT_BIT(O_SEED) | OPT_BIT(O_JSON) |
+		     OPT_BIT(O_FUA), cmd_load,
 	  "usage: tio load URL --rw read|write|randread|randwrite --bs BYTES --qd N\n"
 	  "                (--seconds S | --ios N) [--range-blocks N] [--seed S] [--json]\n"
 	  "  Keeps N commands in flight on one session. BYTES takes k/m/g suffixes (x1024) and must\n"
@@ -1582,6 +1612,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 		case O_MAX_BLOCKS: num = &o->max_write_blocks; break;
 		case O_ZERO:       o->zero = true; break;
 		case O_JSON:       o->json = true; break;
+		case O_FUA:        write_fua = 1; break;
 		case O_RW:         o->rw = optarg; break;
 		case O_OUT:        o->out_path = optarg; break;
 		case O_LOG:        o->log_path = optarg; break;

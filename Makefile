@@ -22,7 +22,7 @@ BSDIR   ?= $(PREFIX)/lib/tgt/backing-store
 
 RAID_SRC := $(wildcard raid/*.c)
 REPL_SRC := $(wildcard replication/*.c)
-CMD_SRC  := $(filter-out cmdvol/tandemctl.c,$(wildcard cmdvol/*.c))
+CMD_SRC  := $(filter-out cmdvol/tandemctl%,$(wildcard cmdvol/*.c))
 LIB_SRC  := $(RAID_SRC) $(REPL_SRC) $(CMD_SRC)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 TGT_SRCS := $(wildcard target/*.c)
@@ -56,7 +56,7 @@ $(B)/libtandem.a: $(LIB_OBJ)
 $(B)/bs_tandem.so: $(TGT_OBJ) $(B)/libtandem.a
 	$(CC) -shared $(LDFLAGS) -o $@ $(TGT_OBJ) $(B)/libtandem.a $(LIBS) -liscsi -lcrypto -ldl
 
-$(B)/tandemctl: $(B)/cmdvol/tandemctl.o $(B)/libtandem.a
+$(B)/tandemctl: $(B)/cmdvol/tandemctl.o $(B)/cmdvol/tandemctl_offline.o $(B)/libtandem.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -liscsi -lcrypto
 
 $(B)/parbench: $(B)/tests/tools/parbench.o $(B)/libtandem.a

@@ -1,5 +1,7 @@
-/* tandemctl: the administrator's CLI. Now: format and examine RAID members directly on the
- * host (as mdadm --create / --examine). Exit codes: 0 ok, 1 the operation failed, 2 usage. */
+/* tandemctl: the administrator's CLI. Online commands go to a command device (a Linux block
+ * device path, as dd uses it, or an iscsi:// URL); offline ones work on RAID member files.
+ * docs/tandemctl.md is the manual. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -7,287 +9,578 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "raid/opts.h"
-#include "raid/raid.h"
-#include "raid/superblock.h"
-#include "raid/tlog.h"
-#include "raid/util.h"
+#include "cmdvol/client.h"
+#include "cmdvol/cmdblock.h"
+#include "cmdvol/cmddev.h"
 
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
+enum { EX_OK = 0, EX_FAILED = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_PROTOCOL = 4 };
 
-static void usage_main(FILE *f)
+int tandemctl_offline(int argc, char **argv);
+
+struct g {
+	const char *device;
+	const char *key_file;
+	const char *host;
+	const char *initiator;
+	int slot;
+	int json;
+	int timeout_s;
+	int wait;
+};
+
+static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: tandemctl <command> [options]\n"
-		"\n"
-		"commands:\n"
-		"  raid create   format member files or block devices as a new RAID-nD+1P array\n"
-		"  raid examine  show the tandem superblock of members\n"
-		"  raid check    verify the parity of every stripe of an array that is not in use\n"
-		"\n"
-		"'tandemctl <command> --help' describes a command. Exit codes: 0 success,\n"
-		"1 the operation failed (the message says why), 2 bad usage.\n");
+"usage: tandemctl [options] COMMAND [ARGS]\n"
+"\n"
+"Online commands (sent to a command device):\n"
+"  info                        device identity and state\n"
+"  vol list                    every volume\n"
+"  vol status VOLID            one volume\n"
+"  cmddev show                 the command-device table\n"
+"  cmddev add DEVICE LUN [VOLID]   add an entry (DEVICE's command device is LUN here)\n"
+"  cmddev remove DEVICE        remove an entry\n"
+"  raid status VOLID           RAID geometry, members, counters\n"
+"  raid verify VOLID [--wait]  check every stripe's parity in the background\n"
+"  op status ID [--wait]       progress of a long operation\n"
+"  op list                     every operation since the device started\n"
+"  commands                    the commands the device knows (protocol 'help')\n"
+"  call COMMAND [KEY=VALUE]... send any protocol command, print its result\n"
+"  encode COMMAND [KEY=VALUE]...  write the 512-byte block to stdout, for dd\n"
+"\n"
+"Offline commands (on RAID member files or block devices, not in use):\n"
+"  raid create | raid examine | raid check   ('tandemctl raid create --help')\n"
+"\n"
+"Options:\n"
+"  -d, --device PATH|URL   the command device: /dev/sdX, or iscsi://HOST:PORT/IQN/LUN\n"
+"                          (default: $TANDEM_DEVICE)\n"
+"  -s, --slot N            command slot (default: process id modulo 16)\n"
+"  -k, --key-file FILE     sign blocks with this key (default: $TANDEM_KEY_FILE)\n"
+"      --host NAME         host name in signed blocks (default: hostname)\n"
+"  -j, --json              machine-readable output\n"
+"  -i, --initiator IQN     iSCSI initiator name for iscsi:// (default iqn.2026-11.org.tandem:ctl)\n"
+"  -t, --timeout SEC       iSCSI command timeout (default 30)\n"
+"  -w, --wait              with 'raid verify' and 'op status': follow the operation to its end\n"
+"  -h, --help              this text; 'tandemctl COMMAND --help' for one command\n"
+"\n"
+"Exit codes: 0 done (or a long operation started), 1 the device refused or the command\n"
+"failed (its status and message are printed), 2 bad usage, 3 the device cannot be reached,\n"
+"4 no valid result came back.\n");
 }
 
-static void usage_create(FILE *f)
-{
-	fprintf(f,
-		"usage: tandemctl raid create --layout nD+1P --volid N [--chunk-kib K] [--block B]\n"
-		"                             [--force] MEMBER...\n"
-		"Formats n+1 members (files or block devices of equal size) as a new array: zeroes\n"
-		"their data areas and writes superblocks. Refuses members that already belong to an\n"
-		"array unless --force. Then assemble it in tgtd with\n"
-		"  --bstype raid --backing-store 'm0;m1;...' --bsopts 'volid=N'\n"
-		"  --layout nD+1P   data chunks per stripe, n = 2..15 (required)\n"
-		"  --volid N        device-wide volume id, 1..4294967295 (required)\n"
-		"  --chunk-kib K    chunk size in KiB, power of two 4..1024 (default 64)\n"
-		"  --block B        logical block size, 512 or 4096 (default 512)\n"
-		"  --force          overwrite members that carry a tandem superblock\n");
-}
+/* ---- output ---- */
 
-static void usage_examine(FILE *f)
+static int looks_number(const char *v)
 {
-	fprintf(f,
-		"usage: tandemctl raid examine [--json] MEMBER...\n"
-		"Prints each member's superblock (array uuid, member index, geometry, sequence, state).\n"
-		"Exit 1 if any member has no valid superblock.\n");
-}
+	const char *p = v;
+	int digits = 0, dot = 0;
 
-static int cmd_create(int argc, char **argv)
-{
-	static const struct option lo[] = {
-		{ "layout", required_argument, 0, 'l' }, { "volid", required_argument, 0, 'v' },
-		{ "chunk-kib", required_argument, 0, 'c' }, { "block", required_argument, 0, 'b' },
-		{ "force", no_argument, 0, 'f' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
-	};
-	struct raid_create_params p = { .chunk_bytes = 65536, .block_bytes = 512 };
-	struct raid_member *m[RAID_MAX_MEMBERS] = { 0 };
-	char why[512];
-	uint64_t x;
-	int c, nr, err = 0;
-
-	while ((c = getopt_long(argc, argv, "l:v:c:b:fh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			if (raid_parse_layout(optarg, &p.nr_data)) {
-				fprintf(stderr, "tandemctl: --layout %s: expected nD+1P, n = 2..15\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'v':
-			if (opts_u64("volid", optarg, 1, UINT32_MAX, &x, why, sizeof(why))) {
-				fprintf(stderr, "tandemctl: %s\n", why);
-				return EXIT_USAGE;
-			}
-			p.volid = x;
-			break;
-		case 'c':
-			if (opts_u64("chunk_kib", optarg, 4, 1024, &x, why, sizeof(why)) || !is_pow2(x)) {
-				fprintf(stderr, "tandemctl: --chunk-kib %s: a power of two from 4 to 1024\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			p.chunk_bytes = (uint32_t)x * 1024;
-			break;
-		case 'b':
-			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
-				fprintf(stderr, "tandemctl: --block %s: 512 or 4096\n", optarg);
-				return EXIT_USAGE;
-			}
-			p.block_bytes = (uint32_t)atoi(optarg);
-			break;
-		case 'f':
-			p.force = 1;
-			break;
-		case 'h':
-			usage_create(stdout);
+	if (*p == '-')
+		p++;
+	if (p[0] == '0' && isdigit((unsigned char)p[1]))
+		return 0;
+	for (; *p; p++) {
+		if (isdigit((unsigned char)*p))
+			digits++;
+		else if (*p == '.' && !dot)
+			dot = 1;
+		else
 			return 0;
-		default:
-			usage_create(stderr);
-			return EXIT_USAGE;
-		}
 	}
-	nr = argc - optind;
-	if (!p.nr_data || !p.volid || nr < 1) {
-		usage_create(stderr);
-		return EXIT_USAGE;
-	}
-	if (nr > RAID_MAX_MEMBERS) {
-		fprintf(stderr, "tandemctl: %d members: at most %d\n", nr, RAID_MAX_MEMBERS);
-		return EXIT_USAGE;
-	}
-	for (int i = 0; i < nr && !err; i++)
-		err = raid_member_open_path(argv[optind + i], &m[i], why, sizeof(why));
-	if (!err)
-		err = raid_create(m, (uint32_t)nr, &p, why, sizeof(why));
-	for (int i = 0; i < nr; i++)
-		raid_member_close(m[i]);
-	if (err) {
-		fprintf(stderr, "tandemctl: raid create: %s\n", why);
-		return EXIT_FAIL;
-	}
-	printf("created %uD+1P volid %" PRIu64 " on %d members\n", p.nr_data, p.volid, nr);
-	return 0;
+	return digits > 0 && digits < 19;
 }
 
-static int cmd_examine(int argc, char **argv)
+static void json_str(const char *s)
 {
-	static const struct option lo[] = {
-		{ "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
-	};
-	int c, json = 0, bad = 0;
-
-	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
-		if (c == 'j')
-			json = 1;
-		else if (c == 'h') {
-			usage_examine(stdout);
-			return 0;
-		} else {
-			usage_examine(stderr);
-			return EXIT_USAGE;
-		}
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
 	}
-	if (optind >= argc) {
-		usage_examine(stderr);
-		return EXIT_USAGE;
-	}
-	if (json)
-		printf("[");
-	for (int i = optind; i < argc; i++) {
-		struct raid_member *m;
-		struct raid_sb sb, best;
-		uint8_t blk[RAID_SB_BYTES];
-		char why[512], u[37];
-		int found = 0, err;
+	putchar('"');
+}
 
-		err = raid_member_open_path(argv[i], &m, why, sizeof(why));
-		for (int slot = 0; !err && slot < RAID_SB_SLOTS; slot++) {
-			if (m->size_bytes < (uint64_t)(slot + 1) * RAID_SB_BYTES ||
-			    raid_member_pread(m, blk, RAID_SB_BYTES, (uint64_t)slot * RAID_SB_BYTES))
-				continue;
-			if (raid_sb_decode(blk, &sb, why, sizeof(why)) == 0 &&
-			    (!found || sb.sequence > best.sequence)) {
-				best = sb;
-				found = 1;
-			}
-		}
-		if (!err)
-			raid_member_close(m);
-		if (!found) {
-			bad = 1;
-			if (json)
-				printf("%s{\"member\":\"%s\",\"error\":\"%s\"}", i > optind ? "," : "",
-				       argv[i], err ? why : "no valid tandem superblock");
+/* Split "type k=v k=v" into type and pairs (decoded values). */
+struct rec {
+	char type[32];
+	int n;
+	char key[40][32];
+	char val[40][600];
+};
+
+static void rec_parse(const char *line, struct rec *r)
+{
+	const char *p = line;
+	size_t n = strcspn(p, " ");
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->type, sizeof(r->type), "%.*s", (int)(n < 31 ? n : 31), p);
+	p += n;
+	while (*p == ' ' && r->n < 40) {
+		const char *kv = ++p, *eq;
+		size_t len = strcspn(kv, " ");
+		char raw[600];
+
+		eq = memchr(kv, '=', len);
+		p += len;
+		if (!eq)
+			continue;
+		snprintf(r->key[r->n], sizeof(r->key[0]), "%.*s", (int)(eq - kv < 31 ? eq - kv : 31), kv);
+		snprintf(raw, sizeof(raw), "%.*s", (int)(kv + len - eq - 1), eq + 1);
+		cb_pct_decode(raw, r->val[r->n], sizeof(r->val[0]));
+		r->n++;
+	}
+}
+
+static const char *rec_val(const struct rec *r, const char *key)
+{
+	for (int k = 0; k < r->n; k++)
+		if (!strcmp(r->key[k], key))
+			return r->val[k];
+	return "-";
+}
+
+static void print_json(const struct cb_reply *rp)
+{
+	struct rec r;
+
+	printf("{\"status\":%d,\"name\":", rp->status);
+	json_str(rp->name);
+	printf(",\"tag\":");
+	json_str(rp->tag);
+	printf(",\"msg\":");
+	json_str(rp->msg);
+	printf(",\"records\":[");
+	for (int i = 0; i < rp->nlines; i++) {
+		rec_parse(rp->lines[i], &r);
+		printf("%s{\"record\":", i ? "," : "");
+		json_str(r.type);
+		for (int k = 0; k < r.n; k++) {
+			putchar(',');
+			json_str(r.key[k]);
+			putchar(':');
+			if (looks_number(r.val[k]))
+				fputs(r.val[k], stdout);
 			else
-				fprintf(stderr, "%s: %s\n", argv[i], err ? why : "no valid tandem superblock");
+				json_str(r.val[k]);
+		}
+		putchar('}');
+	}
+	printf("]}\n");
+}
+
+/* For people: the message, then per record type a table (or key: value for a single record). */
+static void print_human(const struct cb_reply *rp)
+{
+	struct rec *all = calloc((size_t)rp->nlines + 1, sizeof(struct rec));
+	int *done = calloc((size_t)rp->nlines + 1, sizeof(int));
+
+	if (rp->status != CB_OK && rp->status != CB_RUNNING)
+		fprintf(stderr, "tandemctl: %s: %s\n", rp->name, rp->msg);
+	else
+		printf("%s\n", rp->msg);
+	if (!all || !done) {
+		free(all);
+		free(done);
+		return;
+	}
+	for (int i = 0; i < rp->nlines; i++)
+		rec_parse(rp->lines[i], &all[i]);
+	for (int i = 0; i < rp->nlines; i++) {
+		int same = 0, w[40] = { 0 };
+
+		if (done[i])
+			continue;
+		for (int j = i; j < rp->nlines; j++)
+			same += !strcmp(all[j].type, all[i].type);
+		if (same == 1) {
+			printf("%s:\n", all[i].type);
+			for (int k = 0; k < all[i].n; k++)
+				printf("  %-20s %s\n", all[i].key[k], all[i].val[k]);
+			done[i] = 1;
 			continue;
 		}
-		raid_uuid_str(best.array_uuid, u);
-		if (json) {
-			printf("%s{\"member\":\"%s\",\"array_uuid\":\"%s\",\"volid\":%" PRIu64
-			       ",\"member_index\":%u,\"nr_members\":%u,\"layout\":\"%uD+1P\","
-			       "\"chunk_bytes\":%u,\"block_bytes\":%u,\"volume_bytes\":%" PRIu64
-			       ",\"sequence\":%" PRIu64 ",\"state\":\"%s\",\"failed_mask\":%" PRIu64 "}",
-			       i > optind ? "," : "", argv[i], u, best.volid, best.member_index,
-			       best.nr_members, best.geom.nr_data, best.geom.chunk_bytes,
-			       best.geom.block_bytes, best.volume_bytes, best.sequence,
-			       best.flags & RAID_SB_FLAG_DIRTY ? "dirty" : "clean", best.failed_mask);
-		} else {
-			time_t t = (time_t)best.ctime;
-			char tbuf[64];
+		/* columns: the union of the keys of this record type, in order of appearance */
+		char cols[40][32];
+		int nc = 0;
 
-			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
-			printf("%s:\n  array uuid   %s\n  volid        %" PRIu64 "\n  member       %u of %u\n"
-			       "  layout       %uD+1P, chunk %u KiB, block %u\n  volume size  %" PRIu64
-			       " bytes\n  data offset  %" PRIu64 " bytes\n  sequence     %" PRIu64
-			       "\n  state        %s\n  created      %s\n",
-			       argv[i], u, best.volid, best.member_index, best.nr_members,
-			       best.geom.nr_data, best.geom.chunk_bytes / 1024, best.geom.block_bytes,
-			       best.volume_bytes, best.geom.data_offset_bytes, best.sequence,
-			       best.flags & RAID_SB_FLAG_DIRTY ? "dirty (in use, or not shut down cleanly)"
-							       : "clean", tbuf);
+		for (int j = i; j < rp->nlines; j++) {
+			if (strcmp(all[j].type, all[i].type))
+				continue;
+			for (int k = 0; k < all[j].n; k++) {
+				int c;
+
+				for (c = 0; c < nc && strcmp(cols[c], all[j].key[k]); c++)
+					;
+				if (c == nc && nc < 40)
+					snprintf(cols[nc++], sizeof(cols[0]), "%s", all[j].key[k]);
+			}
+		}
+		for (int c = 0; c < nc; c++)
+			w[c] = (int)strlen(cols[c]);
+		for (int j = i; j < rp->nlines; j++) {
+			if (strcmp(all[j].type, all[i].type))
+				continue;
+			for (int c = 0; c < nc; c++) {
+				const char *v = rec_val(&all[j], cols[c]);
+
+				if ((int)strlen(v) > w[c])
+					w[c] = (int)strlen(v);
+			}
+		}
+		for (int c = 0; c < nc; c++)
+			printf("%-*s%s", w[c], cols[c], c + 1 < nc ? "  " : "\n");
+		for (int j = i; j < rp->nlines; j++) {
+			if (strcmp(all[j].type, all[i].type))
+				continue;
+			for (int c = 0; c < nc; c++)
+				printf("%-*s%s", w[c], rec_val(&all[j], cols[c]), c + 1 < nc ? "  " : "\n");
+			done[j] = 1;
 		}
 	}
-	if (json)
-		printf("]\n");
-	return bad ? EXIT_FAIL : 0;
+	free(all);
+	free(done);
 }
 
-static void usage_check(FILE *f)
-{
-	fprintf(f,
-		"usage: tandemctl raid check MEMBER...\n"
-		"Assembles the array read-only (it must not be in use: stop its LU first) and checks\n"
-		"that every stripe's parity equals the XOR of its data. Prints the mismatching stripes.\n"
-		"Exit 0 all consistent, 1 mismatches or errors.\n");
-}
+/* ---- sending ---- */
 
-static int cmd_check(int argc, char **argv)
+struct session {
+	struct cd_client c;
+	uint8_t key[256];
+	int open;
+};
+
+static int session_open(struct g *g, struct session *s)
 {
-	struct raid_member *m[RAID_MAX_MEMBERS] = { 0 };
-	struct raid_assemble_params ap = { .readonly = 1 };
-	struct raid_vol *v = NULL;
-	struct raid_info info;
-	uint64_t bad = 0;
 	char why[512];
-	int nr = argc - 1, err = 0;
+	int err;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		usage_check(stdout);
+	memset(s, 0, sizeof(*s));
+	if (!g->device) {
+		fprintf(stderr, "tandemctl: no command device: give -d /dev/sdX or -d iscsi://... "
+			"(or set TANDEM_DEVICE)\n");
+		return EX_USAGE;
+	}
+	if (g->key_file) {
+		if (cd_load_key(g->key_file, s->key, sizeof(s->key), &s->c.key_len, why, sizeof(why))) {
+			fprintf(stderr, "tandemctl: %s\n", why);
+			return EX_USAGE;
+		}
+		s->c.key = s->key;
+	}
+	if (g->host)
+		snprintf(s->c.host, sizeof(s->c.host), "%s", g->host);
+	else if (gethostname(s->c.host, sizeof(s->c.host)) || !s->c.host[0])
+		snprintf(s->c.host, sizeof(s->c.host), "host");
+	for (char *p = s->c.host; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("_.:/@+,;%=-", *p))
+			*p = '_';
+	s->c.slot = g->slot >= 0 ? (uint32_t)g->slot : (uint32_t)getpid() % CMDDEV_DEFAULT_SLOTS;
+	err = cdt_open(g->device, g->initiator, g->timeout_s, &s->c.t, why, sizeof(why));
+	if (err) {
+		fprintf(stderr, "tandemctl: %s\n", why);
+		return EX_UNREACHABLE;
+	}
+	if ((uint64_t)(s->c.slot + 1) * CMDDEV_SLOT_BYTES > cdt_size_bytes(s->c.t)) {
+		fprintf(stderr, "tandemctl: slot %u is beyond the command device (%" PRIu64 " bytes)\n",
+			s->c.slot, cdt_size_bytes(s->c.t));
+		cdt_close(s->c.t);
+		return EX_USAGE;
+	}
+	s->open = 1;
+	return EX_OK;
+}
+
+static void session_close(struct session *s)
+{
+	if (s->open)
+		cdt_close(s->c.t);
+	s->open = 0;
+}
+
+/* Send and print; returns an exit code. `reply` (may be NULL) keeps the parsed result. */
+static int send_cmd(struct g *g, struct session *s, const char *cmd, const char *const *params,
+		    int n, struct cb_reply *keep, int quiet)
+{
+	struct cb_reply r;
+	char why[512];
+	int err = cd_call(&s->c, cmd, params, n, &r, why, sizeof(why));
+
+	if (err) {
+		fprintf(stderr, "tandemctl: %s\n", why);
+		return err == -EPROTO ? EX_PROTOCOL : err == -EINVAL ? EX_USAGE : EX_UNREACHABLE;
+	}
+	if (!quiet) {
+		if (g->json)
+			print_json(&r);
+		else
+			print_human(&r);
+	}
+	err = r.status == CB_OK || r.status == CB_RUNNING ? EX_OK : EX_FAILED;
+	if (keep)
+		*keep = r;
+	else
+		cb_reply_free(&r);
+	return err;
+}
+
+/* Follow an operation until it ends, with a progress bar on a terminal. */
+static int follow_op(struct g *g, struct session *s, const char *id)
+{
+	char p[64], buf[600];
+	const char *params[1] = { p };
+	struct cb_reply r;
+	int rc, tty = isatty(2) && !g->json;
+
+	snprintf(p, sizeof(p), "op=%s", id);
+	for (;;) {
+		rc = send_cmd(g, s, "op-status", params, 1, &r, 1);
+		if (rc != EX_OK)
+			return rc;
+		if (r.status != CB_RUNNING || r.nlines == 0)
+			break;
+		if (tty && cb_rec_get(r.lines[0], "percent", buf, sizeof(buf))) {
+			double pct = atof(buf), rate = 0, eta = -1;
+			int bars = (int)(pct / 2.5);
+
+			if (cb_rec_get(r.lines[0], "rate_per_s", buf, sizeof(buf)))
+				rate = atof(buf);
+			if (cb_rec_get(r.lines[0], "eta_s", buf, sizeof(buf)))
+				eta = atof(buf);
+			fprintf(stderr, "\r[%-40.*s] %5.1f%%  %7.1f MB/s  ETA %4.0fs", bars,
+				"########################################", pct, rate / 1e6,
+				eta < 0 ? 0 : eta);
+		}
+		cb_reply_free(&r);
+		usleep(300 * 1000); /* polling an external operation: the interval is the point */
+	}
+	if (tty)
+		fprintf(stderr, "\r%70s\r", "");
+	if (g->json)
+		print_json(&r);
+	else
+		print_human(&r);
+	rc = EX_OK;
+	if (r.nlines && cb_rec_get(r.lines[0], "state", buf, sizeof(buf)) && strcmp(buf, "done"))
+		rc = EX_FAILED;
+	cb_reply_free(&r);
+	return rc;
+}
+
+static int need(int argc, int want, const char *what)
+{
+	if (argc < want) {
+		fprintf(stderr, "tandemctl: %s\n", what);
 		return 0;
 	}
-	if (nr < 1 || nr > RAID_MAX_MEMBERS || argv[1][0] == '-') {
-		usage_check(stderr);
-		return EXIT_USAGE;
-	}
-	for (int i = 0; i < nr && !err; i++)
-		err = raid_member_open_path(argv[1 + i], &m[i], why, sizeof(why));
-	if (!err)
-		err = raid_assemble(m, (uint32_t)nr, &ap, &v, why, sizeof(why));
-	if (err) {
-		for (int i = 0; i < nr; i++)
-			raid_member_close(m[i]);
-		fprintf(stderr, "tandemctl: raid check: %s\n", why);
-		return EXIT_FAIL;
-	}
-	raid_get_info(v, &info);
-	for (uint64_t s = 0; s < raid_nr_stripes(&info.geom); s++) {
-		uint32_t off = 0;
+	return 1;
+}
 
-		err = raid_check_stripe(v, s, &off);
-		if (err == -EILSEQ) {
-			if (bad++ < 20)
-				printf("stripe %" PRIu64 ": parity mismatch at chunk byte %u\n", s, off);
-		} else if (err) {
-			fprintf(stderr, "tandemctl: raid check: stripe %" PRIu64 ": %s\n", s, strerror(-err));
-			raid_close(v);
-			return EXIT_FAIL;
-		}
+static int cmd_encode(struct g *g, int argc, char **argv)
+{
+	char line[CB_MAX_BYTES + 1], block[CB_MAX_BYTES + 512], why[256];
+	uint8_t key[256];
+	size_t key_len = 0, len;
+	char host[CB_HOST_MAX + 1] = "host";
+	struct timespec ts;
+	int n;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: tandemctl encode COMMAND [KEY=VALUE]... | dd of=/dev/sdX "
+			"bs=512 count=1 conv=sync oflag=direct\n");
+		return EX_USAGE;
 	}
-	printf("%" PRIu64 " stripes checked, %" PRIu64 " mismatches\n", raid_nr_stripes(&info.geom), bad);
-	raid_close(v);
-	return bad ? EXIT_FAIL : 0;
+	if (g->key_file && cd_load_key(g->key_file, key, sizeof(key), &key_len, why, sizeof(why))) {
+		fprintf(stderr, "tandemctl: %s\n", why);
+		return EX_USAGE;
+	}
+	if (g->host)
+		snprintf(host, sizeof(host), "%s", g->host);
+	else
+		gethostname(host, sizeof(host));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n = cb_encode(argv[0], (const char *const *)argv + 1, argc - 1, NULL, 1,
+		      key_len ? key : NULL, key_len, host,
+		      (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, line, sizeof(line));
+	if (n < 0) {
+		fprintf(stderr, "tandemctl: cannot encode that command (names: a-z 0-9 _ -; "
+			"values: no spaces; at most %d bytes)\n", CB_MAX_BYTES);
+		return EX_USAGE;
+	}
+	len = ((size_t)n + 511) / 512 * 512;
+	memset(block, 0, len);
+	memcpy(block, line, (size_t)n);
+	return fwrite(block, 1, len, stdout) == len ? EX_OK : EX_FAILED;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage_main(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
+	static const struct option lo[] = {
+		{ "device", required_argument, 0, 'd' }, { "slot", required_argument, 0, 's' },
+		{ "key-file", required_argument, 0, 'k' }, { "host", required_argument, 0, 'H' },
+		{ "json", no_argument, 0, 'j' }, { "initiator", required_argument, 0, 'i' },
+		{ "timeout", required_argument, 0, 't' }, { "wait", no_argument, 0, 'w' },
+		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+	};
+	struct g g = { .device = getenv("TANDEM_DEVICE"), .key_file = getenv("TANDEM_KEY_FILE"),
+		       .initiator = "iqn.2026-11.org.tandem:ctl", .slot = -1, .timeout_s = 30 };
+	struct session s;
+	char p[3][300];
+	const char *params[3] = { p[0], p[1], p[2] };
+	const char *cmd;
+	int c, rc, off;
+
+	/* offline subcommands parse their own options */
+	if (argc >= 3 && !strcmp(argv[1], "raid") &&
+	    (!strcmp(argv[2], "create") || !strcmp(argv[2], "examine") || !strcmp(argv[2], "check")))
+		return tandemctl_offline(argc, argv);
+	while ((c = getopt_long(argc, argv, "+d:s:k:jwi:t:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd': g.device = optarg; break;
+		case 's':
+			g.slot = atoi(optarg);
+			if (g.slot < 0 || g.slot >= (int)CMDDEV_MAX_SLOTS || !isdigit((unsigned char)*optarg)) {
+				fprintf(stderr, "tandemctl: --slot %s: 0..%u\n", optarg, CMDDEV_MAX_SLOTS - 1);
+				return EX_USAGE;
+			}
+			break;
+		case 'k': g.key_file = optarg; break;
+		case 'H': g.host = optarg; break;
+		case 'j': g.json = 1; break;
+		case 'w': g.wait = 1; break;
+		case 'i': g.initiator = optarg; break;
+		case 't': g.timeout_s = atoi(optarg); break;
+		case 'h': usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
 	}
-	if (!strcmp(argv[1], "raid") && argc >= 3) {
-		if (!strcmp(argv[2], "create"))
-			return cmd_create(argc - 2, argv + 2);
-		if (!strcmp(argv[2], "examine"))
-			return cmd_examine(argc - 2, argv + 2);
-		if (!strcmp(argv[2], "check"))
-			return cmd_check(argc - 2, argv + 2);
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
 	}
-	fprintf(stderr, "tandemctl: unknown command '%s%s%s'\n", argv[1], argc >= 3 ? " " : "",
-		argc >= 3 ? argv[2] : "");
-	usage_main(stderr);
-	return EXIT_USAGE;
+	argv += optind;
+	argc -= optind;
+	/* a trailing --wait / --json / --help after the command words */
+	for (int i = 1; i < argc; i++) {
+		int drop = 1;
+
+		if (!strcmp(argv[i], "--wait") || !strcmp(argv[i], "-w"))
+			g.wait = 1;
+		else if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
+			g.json = 1;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return EX_OK;
+		} else
+			drop = 0;
+		if (drop) {
+			memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(argc - i));
+			argc--;
+			i--;
+		}
+	}
+	if (!strcmp(argv[0], "encode"))
+		return cmd_encode(&g, argc - 1, argv + 1);
+	if (!strcmp(argv[0], "help")) {
+		usage(stdout);
+		return EX_OK;
+	}
+
+	/* map the command words to a protocol command and its parameters */
+	int n = 0, is_op = 0;
+
+	cmd = NULL;
+	off = 1;
+#define W(i, s) (argc > (i) && !strcmp(argv[i], s))
+	if (W(0, "info")) {
+		cmd = "info";
+	} else if (W(0, "vol") && W(1, "list")) {
+		cmd = "vol-list";
+	} else if (W(0, "vol") && W(1, "status")) {
+		if (!need(argc, 3, "usage: tandemctl vol status VOLID"))
+			return EX_USAGE;
+		cmd = "vol-status";
+		snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[2]);
+	} else if (W(0, "cmddev") && W(1, "show")) {
+		cmd = "cmddev-show";
+	} else if (W(0, "cmddev") && W(1, "add")) {
+		if (!need(argc, 4, "usage: tandemctl cmddev add DEVICE LUN [VOLID]"))
+			return EX_USAGE;
+		cmd = "cmddev-add";
+		snprintf(p[n++], sizeof(p[0]), "device=%s", argv[2]);
+		snprintf(p[n++], sizeof(p[0]), "lun=%s", argv[3]);
+		if (argc > 4)
+			snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[4]);
+	} else if (W(0, "cmddev") && W(1, "remove")) {
+		if (!need(argc, 3, "usage: tandemctl cmddev remove DEVICE"))
+			return EX_USAGE;
+		cmd = "cmddev-remove";
+		snprintf(p[n++], sizeof(p[0]), "device=%s", argv[2]);
+	} else if (W(0, "raid") && W(1, "status")) {
+		if (!need(argc, 3, "usage: tandemctl raid status VOLID"))
+			return EX_USAGE;
+		cmd = "raid-status";
+		snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[2]);
+	} else if (W(0, "raid") && W(1, "verify")) {
+		if (!need(argc, 3, "usage: tandemctl raid verify VOLID [--wait]"))
+			return EX_USAGE;
+		cmd = "raid-check";
+		is_op = 1;
+		snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[2]);
+	} else if (W(0, "op") && W(1, "status")) {
+		if (!need(argc, 3, "usage: tandemctl op status ID [--wait]"))
+			return EX_USAGE;
+		if ((rc = session_open(&g, &s)))
+			return rc;
+		rc = g.wait ? follow_op(&g, &s, argv[2]) : ({
+			snprintf(p[0], sizeof(p[0]), "op=%s", argv[2]);
+			send_cmd(&g, &s, "op-status", params, 1, NULL, 0);
+		});
+		session_close(&s);
+		return rc;
+	} else if (W(0, "op") && W(1, "list")) {
+		cmd = "op-list";
+	} else if (W(0, "commands")) {
+		cmd = "help";
+	} else if (W(0, "call")) {
+		if (!need(argc, 2, "usage: tandemctl call COMMAND [KEY=VALUE]..."))
+			return EX_USAGE;
+		if ((rc = session_open(&g, &s)))
+			return rc;
+		rc = send_cmd(&g, &s, argv[1], (const char *const *)argv + 2, argc - 2, NULL, 0);
+		session_close(&s);
+		return rc;
+	}
+#undef W
+	(void)off;
+	if (!cmd) {
+		fprintf(stderr, "tandemctl: unknown command '%s%s%s' (tandemctl --help)\n", argv[0],
+			argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+		return EX_USAGE;
+	}
+	if ((rc = session_open(&g, &s)))
+		return rc;
+	if (is_op && g.wait) {
+		struct cb_reply r;
+		char id[32];
+
+		rc = send_cmd(&g, &s, cmd, params, n, &r, 1);
+		if (rc == EX_OK && r.nlines && cb_rec_get(r.lines[0], "id", id, sizeof(id))) {
+			cb_reply_free(&r);
+			rc = follow_op(&g, &s, id);
+		} else if (rc != EX_PROTOCOL && rc != EX_UNREACHABLE) {
+			print_human(&r);
+			cb_reply_free(&r);
+		}
+	} else {
+		rc = send_cmd(&g, &s, cmd, params, n, NULL, 0);
+	}
+	session_close(&s);
+	return rc;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "target/tandem_lu.h"
+#include "cmdvol/cmddev.h"
 #include "raid/raidvol.h"
 #include "raid/tlog.h"
 
@@ -57,7 +58,7 @@ static void set_block_limits(struct scsi_lu *lu, uint64_t opt_bytes)
 }
 
 /* The volume is ready: register it, give tgt the size and a placeholder fd. */
-static int attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *size)
+int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *size)
 {
 	struct vol *other;
 	int err = vol_register(v);
@@ -99,7 +100,7 @@ static int raid_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size)
 	if ((err = raidvol_open(path, &o, o.create || lu_block != 512 ? lu_block : 0, &v, why,
 				sizeof(why))))
 		goto fail;
-	if ((err = attach_volume(lu, v, fd, size))) {
+	if ((err = tandem_attach_volume(lu, v, fd, size))) {
 		vol_put(v);
 		return err;
 	}
@@ -127,12 +128,26 @@ static void tandem_close(struct scsi_lu *lu)
 	if (t->vol) {
 		tlog_lu(lu, TLOG_INFO, "%s volid %" PRIu64 " closed", t->vol->type, t->vol->volid);
 		vol_unregister(t->vol);
-		vol_put(t->vol);
+		if (t->cmddev)
+			cmddev_close(t->cmddev);   /* drops the cmddev's own reference */
+		else
+			vol_put(t->vol);
 		t->vol = NULL;
+		t->cmddev = NULL;
 	}
 	if (lu->fd >= 0)
 		close(lu->fd);
 }
+
+static struct backingstore_template cmddev_bst = {
+	.bs_name = "cmddev",
+	.bs_datasize = sizeof(struct bs_thread_info) + sizeof(struct tandem_lu),
+	.bs_open = tandem_cmddev_open,
+	.bs_close = tandem_close,
+	.bs_init = tandem_init,
+	.bs_exit = tandem_exit,
+	.bs_cmd_submit = bs_thread_cmd_submit,
+};
 
 static struct backingstore_template raid_bst = {
 	.bs_name = "raid",
@@ -166,9 +181,19 @@ static void register_all(void)
 		tlog(TLOG_WARN, "bs_tandem: bstype raid already registered; this copy stays idle");
 		return;
 	}
+	static unsigned char cmddev_ops[] = {
+		ALLOW_MEDIUM_REMOVAL, INQUIRY, MODE_SELECT, MODE_SELECT_10, MODE_SENSE, MODE_SENSE_10,
+		PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, PRE_FETCH_10, PRE_FETCH_16, READ_10,
+		READ_12, READ_16, READ_6, READ_CAPACITY, RELEASE, REPORT_LUNS, REQUEST_SENSE, RESERVE,
+		SEND_DIAGNOSTIC, SERVICE_ACTION_IN, START_STOP, SYNCHRONIZE_CACHE, SYNCHRONIZE_CACHE_16,
+		TEST_UNIT_READY, WRITE_10, WRITE_12, WRITE_16, WRITE_6,
+	};
+
 	tandem_log_init();
 	bs_create_opcode_map(&raid_bst, sbc_ops, sizeof(sbc_ops));
 	register_backingstore_template(&raid_bst);
+	bs_create_opcode_map(&cmddev_bst, cmddev_ops, sizeof(cmddev_ops));
+	register_backingstore_template(&cmddev_bst);
 }
 
 /* tgtd's module loader. */

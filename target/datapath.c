@@ -142,6 +142,10 @@ void tandem_request(struct scsi_cmd *cmd)
 		tandem_fail(cmd, -ENODEV, 0, "no volume");
 		return;
 	}
+	if (t->cmddev) {
+		tandem_cmddev_request(cmd, t->cmddev);
+		return;
+	}
 	switch (cmd->scb[0]) {
 	case READ_6:
 	case READ_10:

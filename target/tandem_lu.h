@@ -7,8 +7,11 @@
 #include "target/tgt.h"
 #include "raid/vol.h"
 
+struct cmddev;
+
 struct tandem_lu {
 	struct vol *vol;           /* set by bs_open, dropped by bs_close */
+	struct cmddev *cmddev;     /* bstype cmddev: the command device behind vol */
 	char *bsopts;              /* copy of --bsopts, parsed again by bs_open */
 	pthread_mutex_t caw_lock;  /* serialises COMPARE AND WRITE of this LU */
 };
@@ -20,8 +23,14 @@ static inline struct tandem_lu *TANDEM_LU(struct scsi_lu *lu)
 
 /* sense.c: the one table from -errno to SCSI sense; logs the failure. */
 void tandem_fail(struct scsi_cmd *cmd, int err, int is_write, const char *what);
-/* scsi.c: the data-path request function shared by every tandem bstype. */
+/* datapath.c: the data-path request function shared by every tandem bstype. */
 void tandem_request(struct scsi_cmd *cmd);
+/* cmddev_lu.c: the data path of command devices (called by tandem_request). */
+void tandem_cmddev_request(struct scsi_cmd *cmd, struct cmddev *cd);
+/* bs_tandem.c: register the volume, give tgt its size and a placeholder fd. */
+int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *size);
+/* cmddev_lu.c: bs_open of bstype cmddev. */
+int tandem_cmddev_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size);
 /* Log lines of the libraries and of target/ go to tgtd's log. */
 void tandem_log_init(void);
 #define tlog_lu(lu, lvl, fmt, ...) \

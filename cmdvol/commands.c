@@ -1,0 +1,404 @@
+/* The command table: every command a command device executes. Adding one is one entry here and
+ * one handler (docs/command-device.md lists them). Handlers run one at a time (the device's
+ * exec lock) and must be quick: anything long starts an operation (ops.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdvol/cmddev.h"
+#include "cmdvol/ops.h"
+#include "raid/raidvol.h"
+
+#define TANDEM_VERSION "0.1"
+
+static int ok(struct exec_ctx *x, const char *fmt, const char *arg)
+{
+	res_status(x->res, CB_OK, fmt, arg);
+	return CB_OK;
+}
+
+/* Parse a decimal parameter; on error set INVALID. */
+static int param_u64(struct exec_ctx *x, const char *key, uint64_t min, uint64_t max,
+		     uint64_t *out)
+{
+	const char *v = cb_get(x->cb, key);
+	char *end;
+
+	if (!v || !isdigit((unsigned char)v[0]) || (*out = strtoull(v, &end, 10), *end) ||
+	    *out < min || *out > max) {
+		res_status(x->res, CB_INVALID, "%s=%s: expected a number from %" PRIu64 " to %" PRIu64,
+			   key, v ? v : "", min, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The volume named by volid=, with a reference; NULL with the status set. */
+static struct vol *param_vol(struct exec_ctx *x)
+{
+	uint64_t id;
+	struct vol *v;
+
+	if (param_u64(x, "volid", 1, UINT32_MAX, &id))
+		return NULL;
+	v = vol_lookup(id);
+	if (!v)
+		res_status(x->res, CB_NOT_FOUND, "no volume with volid %" PRIu64 " on this device", id);
+	return v;
+}
+
+static void vol_line(struct cb_result *res, struct vol *v)
+{
+	struct raid_vol *a = raidvol_array(v);
+
+	if (a) {
+		struct raid_info i;
+
+		raid_get_info(a, &i);
+		res_line(res, "vol volid=%" PRIu64 " type=%s size_bytes=%" PRIu64 " block_bytes=%u "
+			 "state=online layout=%uD+1P chunk_bytes=%u", v->volid, v->type, v->size_bytes,
+			 v->block_bytes, i.geom.nr_data, i.geom.chunk_bytes);
+	} else {
+		res_line(res, "vol volid=%" PRIu64 " type=%s size_bytes=%" PRIu64 " block_bytes=%u "
+			 "state=online", v->volid, v->type, v->size_bytes, v->block_bytes);
+	}
+}
+
+static void count(struct vol *v, void *arg)
+{
+	(void)v;
+	(*(int *)arg)++;
+}
+
+static int c_info(struct exec_ctx *x)
+{
+	int nvol = 0;
+
+	vol_for_each(count, &nvol);
+	res_line(x->res, "device name=%s uuid=%s version=%s uptime_s=%.0f volumes=%d "
+		 "cmddev_volid=%" PRIu64 " slots=%u slot_bytes=%u auth=%s tables_generation=%" PRIu64,
+		 cmddev_device_name(x->cd), tables_device_uuid(x->tables), TANDEM_VERSION,
+		 cmddev_uptime_s(x->cd), nvol, cmddev_vol(x->cd)->volid, cmddev_slots(x->cd),
+		 CMDDEV_SLOT_BYTES, cmddev_has_key(x->cd) ? "hmac-sha256" : "none",
+		 tables_generation(x->tables));
+	return ok(x, "device %s", cmddev_device_name(x->cd));
+}
+
+static void list_one(struct vol *v, void *arg)
+{
+	vol_line(arg, v);
+}
+
+static int c_vol_list(struct exec_ctx *x)
+{
+	vol_for_each(list_one, x->res);
+	res_status(x->res, CB_OK, "%d volumes", x->res->body_lines);
+	return CB_OK;
+}
+
+static int c_vol_status(struct exec_ctx *x)
+{
+	struct vol *v = param_vol(x);
+	struct raid_vol *a;
+
+	if (!v)
+		return x->res->status;
+	vol_line(x->res, v);
+	if ((a = raidvol_array(v))) {
+		struct raid_info i;
+
+		raid_get_info(a, &i);
+		res_line(x->res, "stats full_stripe_writes=%" PRIu64 " rmw_writes=%" PRIu64
+			 " rcw_writes=%" PRIu64 " member_reads=%" PRIu64 " member_writes=%" PRIu64,
+			 i.stats.full_stripe_writes, i.stats.rmw_writes, i.stats.rcw_writes,
+			 i.stats.member_reads, i.stats.member_writes);
+	}
+	res_status(x->res, CB_OK, "volid %" PRIu64 " (%s)", v->volid, v->type);
+	vol_put(v);
+	return CB_OK;
+}
+
+static void cmddev_line(const char *line, void *arg)
+{
+	char dev[80], lun[32], volid[32];
+	struct cb_result *res = arg;
+
+	res_line(res, "cmddev device=%s lun=%s volid=%s",
+		 tbl_get(line, "device", dev, sizeof(dev)) ? dev : "-",
+		 tbl_get(line, "lun", lun, sizeof(lun)) ? lun : "-",
+		 tbl_get(line, "volid", volid, sizeof(volid)) ? volid : "-");
+}
+
+static int c_cmddev_show(struct exec_ctx *x)
+{
+	tables_each(x->tables, "cmddev", cmddev_line, x->res);
+	res_status(x->res, CB_OK, "%d command devices", x->res->body_lines);
+	return CB_OK;
+}
+
+struct cmddev_arg {
+	const char *device;
+	uint64_t lun, volid;
+	int remove;
+};
+
+static int cmddev_change(struct tbl_recs *r, void *p)
+{
+	struct cmddev_arg *a = p;
+	int i = tbl_find(r, "cmddev", "device", a->device);
+
+	if (a->remove) {
+		if (i < 0)
+			return -ENOENT;
+		tbl_del(r, i);
+		return 0;
+	}
+	if (i >= 0)
+		return -EEXIST;
+	return tbl_add(r, "cmddev device=%s lun=%" PRIu64 " volid=%" PRIu64, a->device, a->lun,
+		       a->volid);
+}
+
+static int device_name_ok(struct exec_ctx *x, const char *d)
+{
+	size_t n = strlen(d);
+
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)d[i]) && !strchr("_.-", d[i]))
+			n = 0;
+	if (n == 0 || n > TABLES_NAME_MAX) {
+		res_status(x->res, CB_INVALID, "device=%s: 1..%d letters, digits, '_', '.', '-'", d,
+			   TABLES_NAME_MAX);
+		return 0;
+	}
+	return 1;
+}
+
+static int c_cmddev_add(struct exec_ctx *x)
+{
+	struct cmddev_arg a = { .device = cb_get(x->cb, "device") };
+	int err;
+
+	if (!device_name_ok(x, a.device) || param_u64(x, "lun", 1, 16383, &a.lun))
+		return x->res->status;
+	if (cb_get(x->cb, "volid") && param_u64(x, "volid", 1, UINT32_MAX, &a.volid))
+		return x->res->status;
+	err = tables_update(x->tables, cmddev_change, &a);
+	if (err == -EEXIST) {
+		res_status(x->res, CB_EXISTS, "device %s already has a command device entry (remove it "
+			   "first)", a.device);
+		return CB_EXISTS;
+	}
+	if (err) {
+		res_status(x->res, CB_FAILED, "cannot update the tables: %s", strerror(-err));
+		return CB_FAILED;
+	}
+	res_line(x->res, "cmddev device=%s lun=%" PRIu64 " volid=%" PRIu64, a.device, a.lun, a.volid);
+	return ok(x, "command device of %s added", a.device);
+}
+
+static int c_cmddev_remove(struct exec_ctx *x)
+{
+	struct cmddev_arg a = { .device = cb_get(x->cb, "device"), .remove = 1 };
+	int err;
+
+	if (!device_name_ok(x, a.device))
+		return x->res->status;
+	err = tables_update(x->tables, cmddev_change, &a);
+	if (err == -ENOENT) {
+		res_status(x->res, CB_NOT_FOUND, "no command device entry for device %s", a.device);
+		return CB_NOT_FOUND;
+	}
+	if (err) {
+		res_status(x->res, CB_FAILED, "cannot update the tables: %s", strerror(-err));
+		return CB_FAILED;
+	}
+	return ok(x, "command device of %s removed", a.device);
+}
+
+static int c_raid_status(struct exec_ctx *x)
+{
+	struct vol *v = param_vol(x);
+	struct raid_vol *a;
+	struct raid_info i;
+	char u[37], path[600];
+
+	if (!v)
+		return x->res->status;
+	if (!(a = raidvol_array(v))) {
+		res_status(x->res, CB_INVALID, "volid %" PRIu64 " is a %s volume, not raid", v->volid,
+			   v->type);
+		vol_put(v);
+		return CB_INVALID;
+	}
+	raid_get_info(a, &i);
+	raid_uuid_str(i.array_uuid, u);
+	res_line(x->res, "raid volid=%" PRIu64 " layout=%uD+1P chunk_bytes=%u block_bytes=%u "
+		 "members=%u stripes=%" PRIu64 " size_bytes=%" PRIu64 " state=optimal array_uuid=%s "
+		 "sequence=%" PRIu64 " was_dirty=%d", v->volid, i.geom.nr_data, i.geom.chunk_bytes,
+		 i.geom.block_bytes, i.nr_members, raid_nr_stripes(&i.geom), i.volume_bytes, u,
+		 i.sequence, i.was_dirty);
+	for (uint32_t m = 0; m < i.nr_members; m++) {
+		cb_pct_encode(raid_member_name(a, m), path, sizeof(path));
+		res_line(x->res, "member index=%u state=active path=%s", m, path);
+	}
+	res_line(x->res, "stats full_stripe_writes=%" PRIu64 " rmw_writes=%" PRIu64 " rcw_writes=%"
+		 PRIu64 " member_reads=%" PRIu64 " member_writes=%" PRIu64, i.stats.full_stripe_writes,
+		 i.stats.rmw_writes, i.stats.rcw_writes, i.stats.member_reads, i.stats.member_writes);
+	res_status(x->res, CB_OK, "raid volid %" PRIu64 ": %uD+1P, optimal", v->volid, i.geom.nr_data);
+	vol_put(v);
+	return CB_OK;
+}
+
+/* raid-check: verify every stripe's parity in the background. */
+static int raid_check_work(struct op *op, void *arg)
+{
+	struct vol *v = arg;
+	struct raid_vol *a = raidvol_array(v);
+	struct raid_info i;
+	uint64_t bad = 0, first_bad = 0, stripes;
+
+	raid_get_info(a, &i);
+	stripes = raid_nr_stripes(&i.geom);
+	for (uint64_t s = 0; s < stripes; s++) {
+		int err;
+
+		if (op_cancelled(op)) {
+			op_result(op, "cancelled after %" PRIu64 " of %" PRIu64 " stripes", s, stripes);
+			return -ECANCELED;
+		}
+		err = raid_check_stripe(a, s, NULL);
+		if (err == -EILSEQ) {
+			if (!bad++)
+				first_bad = s;
+		} else if (err) {
+			op_result(op, "stripe %" PRIu64 ": %s", s, strerror(-err));
+			return err;
+		}
+		if ((s & 63) == 0 || s + 1 == stripes)
+			op_progress(op, (s + 1) * raid_stripe_bytes(&i.geom),
+				    stripes * raid_stripe_bytes(&i.geom));
+	}
+	if (bad)
+		op_result(op, "%" PRIu64 " of %" PRIu64 " stripes have parity mismatches (first: stripe %"
+			  PRIu64 ")", bad, stripes, first_bad);
+	else
+		op_result(op, "%" PRIu64 " stripes checked, parity consistent", stripes);
+	return bad ? -EILSEQ : 0;
+}
+
+static void put_vol(void *arg)
+{
+	vol_put(arg);
+}
+
+static int c_raid_check(struct exec_ctx *x)
+{
+	struct vol *v = param_vol(x);
+	char subject[32];
+	int64_t id;
+
+	if (!v)
+		return x->res->status;
+	if (!raidvol_array(v)) {
+		res_status(x->res, CB_INVALID, "volid %" PRIu64 " is not a raid volume", v->volid);
+		vol_put(v);
+		return CB_INVALID;
+	}
+	snprintf(subject, sizeof(subject), "volid=%" PRIu64, v->volid);
+	id = op_start("raid-check", subject, raid_check_work, v, put_vol);
+	if (id == -EBUSY) {
+		res_status(x->res, CB_EXISTS, "a raid-check of volid %" PRIu64 " is already running",
+			   v->volid);
+		vol_put(v);
+		return CB_EXISTS;
+	}
+	if (id < 0) {
+		res_status(x->res, CB_FAILED, "cannot start: %s", strerror((int)-id));
+		vol_put(v);
+		return CB_FAILED;
+	}
+	res_line(x->res, "op id=%" PRId64 " kind=raid-check subject=%s state=running", id, subject);
+	res_status(x->res, CB_RUNNING, "raid-check of volid %s started as operation %" PRId64,
+		   subject + 6, id);
+	return CB_RUNNING;
+}
+
+static void op_line(const struct op_info *i, void *arg)
+{
+	char result[600];
+
+	cb_pct_encode(i->result[0] ? i->result : "-", result, sizeof(result));
+	res_line(arg, "op id=%" PRIu64 " kind=%s subject=%s state=%s percent=%.1f done=%" PRIu64
+		 " total=%" PRIu64 " rate_per_s=%.0f eta_s=%.0f started=%lld result=%s", i->id,
+		 i->kind, i->subject, op_state_name(i->state),
+		 i->total ? 100.0 * (double)i->done / (double)i->total :
+			    (i->state == OP_RUNNING ? 0.0 : 100.0),
+		 i->done, i->total, i->rate_per_s, i->eta_s, (long long)i->started, result);
+}
+
+static int c_op_status(struct exec_ctx *x)
+{
+	struct op_info i;
+	uint64_t id;
+
+	if (param_u64(x, "op", 1, UINT64_MAX, &id))
+		return x->res->status;
+	if (op_get(id, &i)) {
+		res_status(x->res, CB_NOT_FOUND, "no operation %" PRIu64 " (operations do not survive a "
+			   "restart)", id);
+		return CB_NOT_FOUND;
+	}
+	op_line(&i, x->res);
+	res_status(x->res, i.state == OP_RUNNING ? CB_RUNNING : CB_OK, "operation %" PRIu64 " %s",
+		   id, op_state_name(i.state));
+	return x->res->status;
+}
+
+static int c_op_list(struct exec_ctx *x)
+{
+	op_each(op_line, x->res);
+	res_status(x->res, CB_OK, "%d operations", x->res->body_lines);
+	return CB_OK;
+}
+
+static int c_help(struct exec_ctx *x)
+{
+	char params[200];
+
+	for (const struct command *c = commands; c->name; c++) {
+		cb_pct_encode(c->params, params, sizeof(params));
+		res_line(x->res, "command no=%d name=%s params=%s", c->no, c->name,
+			 params[0] ? params : "-");
+	}
+	res_status(x->res, CB_OK, "%d commands", x->res->body_lines);
+	return CB_OK;
+}
+
+const struct command commands[] = {
+	{ 1, "info", "", c_info, "device identity and state" },
+	{ 2, "vol-list", "", c_vol_list, "every volume of the device" },
+	{ 3, "vol-status", "volid", c_vol_status, "one volume" },
+	{ 4, "cmddev-show", "", c_cmddev_show, "the command-device table" },
+	{ 5, "cmddev-add", "device lun [volid]", c_cmddev_add, "add a command-device table entry" },
+	{ 6, "cmddev-remove", "device", c_cmddev_remove, "remove a command-device table entry" },
+	{ 7, "raid-status", "volid", c_raid_status, "RAID geometry, members, counters" },
+	{ 8, "raid-check", "volid", c_raid_check, "verify every stripe's parity (long operation)" },
+	{ 9, "op-status", "op", c_op_status, "progress of a long operation" },
+	{ 10, "op-list", "", c_op_list, "every operation since the device started" },
+	{ 11, "help", "", c_help, "the commands" },
+	{ 0, NULL, NULL, NULL, NULL },
+};
+
+const struct command *command_find(const char *name_or_no)
+{
+	int no = isdigit((unsigned char)name_or_no[0]) ? atoi(name_or_no) : -1;
+
+	for (const struct command *c = commands; c->name; c++)
+		if (c->no == no || !strcmp(c->name, name_or_no))
+			return c;
+	return NULL;
+}

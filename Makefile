@@ -4,10 +4,11 @@
 #   make bench      the performance table (scripts/bench.sh)
 #   make demo       the demo (scripts/demo.sh)
 #   make install / uninstall
-#   SAN=address,undefined  builds everything with those sanitizers (not the tgt module preload tests)
+#   SAN=address,undefined  builds with those sanitizers into build-san/ (`make SAN=... unit` runs the
+#                          unit suites there; the preloaded module is for plain builds)
 
-B       := build
-TGT_SRC ?= $(B)/tgt-src/tgt/usr
+B       := $(if $(SAN),build-san,build)
+TGT_SRC ?= build/tgt-src/tgt/usr
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS  ?= -O2 -g
@@ -71,16 +72,16 @@ $(B)/unit/%: $(B)/tests/unit/%.o $(B)/libtandem.a
 
 check: setup
 	@$(MAKE) --no-print-directory all
-	@scripts/run-tests.sh
+	@BUILD_DIR=$(B) scripts/run-tests.sh
 
 unit: all
-	@scripts/run-tests.sh unit
+	@BUILD_DIR=$(B) scripts/run-tests.sh unit
 func: all
-	@scripts/run-tests.sh func
+	@BUILD_DIR=$(B) scripts/run-tests.sh func
 conformance: all
-	@scripts/run-tests.sh conformance
+	@BUILD_DIR=$(B) scripts/run-tests.sh conformance
 linux: all
-	@scripts/run-tests.sh linux
+	@BUILD_DIR=$(B) scripts/run-tests.sh linux
 
 bench: setup
 	@$(MAKE) --no-print-directory all

@@ -34,7 +34,7 @@ int cb_parse(const void *buf, size_t len, struct cmdblock *cb, char *why, size_t
 {
 	const char *s = buf, *p, *end;
 	size_t n = 0;
-	int version = 0, first = 1;
+	int version = 0, first = 1, seen_edit = 0;
 
 	memset(cb, 0, sizeof(*cb));
 	cb->edit = 1;
@@ -113,6 +113,9 @@ int cb_parse(const void *buf, size_t len, struct cmdblock *cb, char *why, size_t
 		if (cb->has_mac)
 			return WHY("mac= must be the last item");
 #define KEY_IS(k) (klen == strlen(k) && !memcmp(tok, k, klen))
+		if ((KEY_IS("tag") && cb->tag[0]) || (KEY_IS("host") && cb->host[0]) ||
+		    (KEY_IS("seq") && cb->seq) || (KEY_IS("edit") && seen_edit++))
+			return WHY("parameter '%.*s' given twice", (int)klen, tok);
 		if (KEY_IS("tag")) {
 			if (vlen == 0 || vlen > CB_TAG_MAX)
 				return WHY("tag must be 1..%d characters", CB_TAG_MAX);
@@ -252,8 +255,9 @@ int cb_encode(const char *command, const char *const *params, int nparams, const
 		return err;
 	if (pos > CB_MAX_BYTES)
 		return -E2BIG;
-	/* What we send must parse: catches bad names and values at the source. */
-	if (cb_parse(out, pos, &cb, why, sizeof(why)) != 0)
+	/* What we send must parse, as one line: catches bad names and values (a newline inside a
+	 * value would hide the rest, and the MAC, from the device) at the source. */
+	if (cb_parse(out, pos, &cb, why, sizeof(why)) != 0 || cb.line_len != pos - 1)
 		return -EINVAL;
 	return (int)pos;
 }
@@ -459,7 +463,12 @@ int cb_reply_parse(const char *text, size_t len, struct cb_reply *r, char *why, 
 		return -EPROTO;
 	}
 	end = text + r->bytes;
-	p = memchr(text, '\n', r->bytes) + 1;
+	p = memchr(text, '\n', r->bytes);
+	if (!p) {
+		snprintf(why, why_len, "result header has no end of line within %zu bytes", r->bytes);
+		return -EPROTO;
+	}
+	p++;
 	if (p + 4 > end || strncmp(p, "msg ", 4)) {
 		snprintf(why, why_len, "result has no msg line");
 		return -EPROTO;

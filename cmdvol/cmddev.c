@@ -467,6 +467,11 @@ int cmddev_write(struct cmddev *cd, uint64_t nexus, uint64_t off, const void *bu
 
 			/* Reserve the result entry first: a command never runs without room for its
 			 * result. A new command replaces this host's old result in the slot. */
+			/* Data that is not a command block (zeros, a partition table) touches nothing. */
+			if (n < 3 || memcmp(p, "TDM", 3)) {
+				tlog(TLOG_DEBUG, "command device: slot %u: not a command block, ignored", slot);
+				goto next;
+			}
 			pthread_mutex_lock(&cd->res_lock);
 			e = res_find(cd, slot, nexus);
 			if (e)
@@ -487,17 +492,21 @@ int cmddev_write(struct cmddev *cd, uint64_t nexus, uint64_t off, const void *bu
 					     &text, &tlen);
 			pthread_mutex_lock(&cd->res_lock);
 			if (err == 0 && text) {
+				/* Two commands of one host raced in this slot: the later result wins. */
+				for (int i = 0; i < CMDDEV_MAX_RESULTS; i++)
+					if (&cd->res[i] != e && cd->res[i].used && cd->res[i].slot == slot &&
+					    cd->res[i].nexus == nexus)
+						res_drop(&cd->res[i]);
 				e->text = text;
 				e->len = tlen;
 			} else {
 				res_drop(e);
 			}
 			pthread_mutex_unlock(&cd->res_lock);
-			if (err == -ENODATA)
-				tlog(TLOG_DEBUG, "command device: slot %u: not a command block, ignored", slot);
-			else if (err)
+			if (err && err != -ENODATA)
 				return err;
 		}
+next:
 		p += n;
 		off += n;
 		len -= n;

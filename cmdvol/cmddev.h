@@ -33,7 +33,9 @@ struct cmddev;
 
 int cmddev_open(const char *path, const struct cmddev_opts *o, struct cmddev **out, char *why,
 		size_t why_len);
-/* Drop the registry's reference and the device's; the memory goes with the last vol_put. */
+/* Stop being the device's command device and drop the cmddev's own reference to its volume
+ * (vol_unregister it first if it was registered); the memory and the tables file lock go with
+ * the last vol_put. */
 void cmddev_close(struct cmddev *cd);
 struct vol *cmddev_vol(struct cmddev *cd);
 

@@ -395,7 +395,12 @@ const struct command commands[] = {
 
 const struct command *command_find(const char *name_or_no)
 {
-	int no = isdigit((unsigned char)name_or_no[0]) ? atoi(name_or_no) : -1;
+	int no = -1;
+
+	/* a process number is all digits ("1x" is no command) */
+	if (name_or_no[0] && strspn(name_or_no, "0123456789") == strlen(name_or_no) &&
+	    strlen(name_or_no) < 6)
+		no = atoi(name_or_no);
 
 	for (const struct command *c = commands; c->name; c++)
 		if (c->no == no || !strcmp(c->name, name_or_no))

@@ -239,6 +239,13 @@ static int copy_write(struct tables *t, int idx, uint64_t gen, const struct tbl_
 	return err;
 }
 
+static int copy_wipe(struct tables *t, int idx)
+{
+	uint8_t z[COPY_HEAD] = { 0 };
+
+	return full_pwrite(t->fd, z, sizeof(z), copy_off(idx));
+}
+
 static void uuid_str(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -343,8 +350,10 @@ int tables_open(const char *path, int create, const char *device_name, struct ta
 			tables_close(t);
 			return err;
 		}
-		if ((err = header_write(t, device_name)) || (err = copy_write(t, 0, 1, &t->recs)) ||
-		    (err = header_read(t, why, why_len))) {
+		/* Copy B is wiped: a file that held tables before (header erased by a wipefs) must
+		 * not bring an old generation back. */
+		if ((err = header_write(t, device_name)) || (err = copy_wipe(t, 1)) ||
+		    (err = copy_write(t, 0, 1, &t->recs)) || (err = header_read(t, why, why_len))) {
 			snprintf(why, why_len, "%s: cannot initialise the tables: %s", path, strerror(-err));
 			tables_close(t);
 			return err;

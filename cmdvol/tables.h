@@ -32,9 +32,9 @@ const char *tables_device_name(struct tables *t);
 const char *tables_device_uuid(struct tables *t);
 uint64_t tables_generation(struct tables *t);
 
-/* Run fn on a copy of the current records; if it returns 0 and changed them, write them as the
- * next generation. Returns fn's error, or -errno of the write (the old tables stay current).
- * Serialised: one update at a time. */
+/* Run fn on a copy of the current records; if it returns 0, write them as the next generation
+ * (also when fn changed nothing). Returns fn's error, or -errno of the write (the old tables stay
+ * current). Serialised: one update at a time. */
 int tables_update(struct tables *t, int (*fn)(struct tbl_recs *r, void *arg), void *arg);
 /* Call fn for each record of a table type ("cmddev"), under the read lock. */
 void tables_each(struct tables *t, const char *type,

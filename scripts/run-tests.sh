@@ -7,7 +7,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit func conformance linux)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz func conformance linux)
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 pass=0 failn=0 skipn=0 failed=()
@@ -32,7 +32,7 @@ run_one() { # name limit_seconds cmd...
 for suite in "${suites[@]}"; do
     case $suite in
     unit)
-        for t in build/unit/test_*; do
+        for t in "${BUILD_DIR:-build}"/unit/test_*; do
             [ -x "$t" ] || continue
             run_one "unit/$(basename "$t")" 300 "$t"
         done ;;

@@ -71,12 +71,19 @@ int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *s
 			vol_put(other);
 		return err;
 	}
-	/* tgt wants an fd (GET LBA STATUS seeks it on thin LUs, which tandem does not offer). */
-	*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0) {
-		err = -errno;
-		vol_unregister(v);
-		return err;
+	/* tgt wants an fd: GET LBA STATUS lseeks it (SEEK_DATA/SEEK_HOLE) on every disk LU. A pipe
+	 * makes lseek fail with ESPIPE, so tgt reports one mapped range to the end: right for a
+	 * fully provisioned volume. (/dev/null returns 0 for every seek and tgt loops forever.) */
+	{
+		int pfd[2];
+
+		if (pipe2(pfd, O_CLOEXEC)) {
+			err = -errno;
+			vol_unregister(v);
+			return err;
+		}
+		close(pfd[1]);
+		*fd = pfd[0];
 	}
 	lu->blk_shift = (unsigned)__builtin_ctz(v->block_bytes);
 	*size = v->size_bytes;

@@ -12,11 +12,14 @@
 # The MultipathIO suite gets the LU's URL twice (two sessions to the same LU); without a second
 # URL it skips.
 #
-# Env: SUITE_TIMEOUT (seconds per suite process, default 180).
+# A suite that kills or wedges tgtd costs at most SUITE_TIMEOUT; its unfinished tests count as
+# errors and the run goes on with a fresh device on the same files (see setup_device).
+#
+# Env: SUITE_TIMEOUT (seconds per suite process, default 60; the slowest rdwr suite takes ~6 s).
 . "$(dirname "$0")/../func/functions.sh"
 
 requires iscsi-test-cu timeout
-SUITE_TIMEOUT=${SUITE_TIMEOUT:-180}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-60}
 INIT1=iqn.2026-11.org.tandem:conformance-1
 INIT2=iqn.2026-11.org.tandem:conformance-2
 OUT_DIR=$BUILD/conformance
@@ -59,28 +62,59 @@ parse_results() {
     END { flush() }'
 }
 
+# The device under test. If a suite leaves tgtd dead or wedged (its main thread no longer
+# answers tgtadm), the suite's unfinished tests are errors, tgtd is killed and a new device is
+# started on the same backing files (the raid LU reassembles, no create=), and the run goes on.
+DEV="" DEV_SEQ=0
+RAID_CREATE="volid=2;layout=3D+1P;chunk_kib=64;create=1"
+RAID_ASSEMBLE="volid=2"
+setup_device() { # raid bsopts
+    DEV_SEQ=$((DEV_SEQ + 1)); DEV=dev$DEV_SEQ
+    device_start "$DEV" 127.0.0.1
+    lu_add "$DEV" 1 rdwr "$WORK/rdwr.img" || fail "cannot add the rdwr LU"
+    lu_add "$DEV" 2 raid "$RAID_MEMBERS" "$1" || fail "cannot add the raid LU ($1), see $(device_log "$DEV")"
+}
+device_ok() {
+    kill -0 "${DEV_PID[$DEV]}" 2>/dev/null &&
+        timeout 10 "$TGTADM" -C "${DEV_CTL[$DEV]}" --op show --mode sys >/dev/null 2>&1
+}
+
 # run_lu TAG LUN: every suite against LUN, raw output in $WORK/TAG/, results in $WORK/TAG.res
 run_lu() {
-    local tag=$1 lun=$2 url suite rc t0=$SECONDS extra
-    url=$(device_url dev "$lun")
+    local tag=$1 lun=$2 url suite rc t0=$SECONDS extra why
     mkdir -p "$WORK/$tag"
+    : > "$WORK/$tag.broken"
     for suite in $SUITES; do
+        url=$(device_url "$DEV" "$lun")
         extra=()
         [ "$suite" = MultipathIO ] && extra=("$url")
         rc=0
         timeout -k 10 "$SUITE_TIMEOUT" iscsi-test-cu --dataloss --verbose -i "$INIT1" -I "$INIT2" \
             --test="ALL.$suite" "$url" "${extra[@]}" >"$WORK/$tag/$suite.out" 2>&1 || rc=$?
-        # iscsi-test-cu exits 0 even when tests fail (--ignore); anything else is worth a note
-        if [ $rc -ne 0 ]; then
-            echo "[$TEST_NAME] $tag: suite $suite: iscsi-test-cu exit $rc$([ $rc = 124 ] && echo " (timeout ${SUITE_TIMEOUT}s)")" |
-                tee -a "$WORK/$tag.notes"
+        # iscsi-test-cu exits 1 when a test fails; more is a crash or our timeout (124)
+        why=""
+        [ $rc -gt 1 ] && why="iscsi-test-cu exit $rc$([ $rc = 124 ] && echo " (timeout ${SUITE_TIMEOUT}s)")"
+        if ! device_ok; then
+            if kill -0 "${DEV_PID[$DEV]}" 2>/dev/null; then why="${why:+$why, }tgtd wedged (tgtadm gets no answer)"
+            else why="${why:+$why, }tgtd died"; fi
+            log "$tag: suite $suite: $why: killing $DEV, starting a new device"
+            device_kill "$DEV" 2>/dev/null || true
+            setup_device "$RAID_ASSEMBLE"
+        elif [ -n "$why" ]; then
+            log "$tag: suite $suite: $why"
         fi
+        [ -z "$why" ] || printf '%s\t%s\n' "$suite" "$why" >> "$WORK/$tag.broken"
     done
     for suite in $SUITES; do cat "$WORK/$tag/$suite.out"; done | parse_results > "$WORK/$tag.parsed"
-    # every listed test gets a result: missing from the output = error
-    awk -F'\t' 'NR == FNR { r[$1] = $0; next }
-                { print ($1 in r) ? r[$1] : $1 "\terror\tnot in iscsi-test-cu output" }' \
-        "$WORK/$tag.parsed" "$WORK/tests.list" > "$WORK/$tag.res"
+    # every listed test gets a result: missing from the output = error; say why the suite broke
+    awk -F'\t' 'FILENAME == ARGV[1] { broken[$1] = $2; next }
+                 FILENAME == ARGV[2] { r[$1] = $0; res[$1] = $2; next }
+                 { s = $1; sub(/\..*/, "", s)
+                   line = ($1 in r) ? r[$1] : $1 "\terror\tnot run"
+                   if ((s in broken) && !(res[$1] == "pass" || res[$1] == "fail" || res[$1] == "skip"))
+                       line = line "; suite: " broken[s]
+                   print line }' \
+        "$WORK/$tag.broken" "$WORK/$tag.parsed" "$WORK/tests.list" > "$WORK/$tag.res"
     log "$tag (LUN $lun): $(counts "$WORK/$tag.res") in $((SECONDS - t0)) s"
 }
 counts() { awk -F'\t' '{ n[$2]++ } END { printf "%d tests: %d pass, %d fail, %d skip, %d error",
@@ -94,13 +128,9 @@ sed -n 's/^ALL\.\([^.]*\.[^.]*\)$/\1/p' "$WORK/list.out" > "$WORK/tests.list"
 log "iscsi-test-cu: $(echo $SUITES | wc -w) suites, $(wc -l < "$WORK/tests.list") tests"
 
 # ---------------------------------------------------------------- one device, two LUs
-device_start dev 127.0.0.1
 truncate -s 1G "$WORK/rdwr.img"
-lu_add dev 1 rdwr "$WORK/rdwr.img" || fail "cannot add the rdwr LU"
-list=$(members "$WORK/m" 4 400M)
-if [ "${DEV_RDWR:-0}" = 1 ]; then truncate -s 1200M "$WORK/r2.img"; lu_add dev 2 rdwr "$WORK/r2.img"; else  # DEVTMP
-lu_add dev 2 raid "$list" "volid=2;layout=3D+1P;chunk_kib=64;create=1" || fail "cannot create the raid LU"
-fi # DEVTMP
+RAID_MEMBERS=$(members "$WORK/m" 4 400M)
+setup_device "$RAID_CREATE"
 
 run_lu rdwr 1
 run_lu raid 2

@@ -130,8 +130,10 @@ device_stop() {
     local name=$1 pid=${DEV_PID[$1]:-}
     [ -n "$pid" ] || return 0
     if kill -0 "$pid" 2>/dev/null; then
-        tgtadm_dev "$name" --lld iscsi --op delete --mode target --tid 1 --force >/dev/null 2>&1 || true
-        tgtadm_dev "$name" --op delete --mode system >/dev/null 2>&1 || true
+        # bounded: a wedged tgtd must not hang the cleanup
+        timeout 10 "$TGTADM" -C "${DEV_CTL[$name]}" --lld iscsi --op delete --mode target --tid 1 \
+            --force >/dev/null 2>&1 || true
+        timeout 10 "$TGTADM" -C "${DEV_CTL[$name]}" --op delete --mode system >/dev/null 2>&1 || true
         wait_for 10 _dead "$pid" || kill -9 "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true

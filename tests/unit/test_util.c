@@ -55,7 +55,8 @@ START_TEST(test_crc_reference_and_chaining)
 		const uint8_t *p = buf + mis;
 		uint32_t one = tcrc32c(p, len);
 
-		ck_assert_uint_eq(one, crc32c_ref(p, len));
+		if (one != crc32c_ref(p, len))
+			ck_abort_msg("len %zu: %08x, reference %08x", len, one, crc32c_ref(p, len));
 		/* split into up to 4 pieces at random points */
 		for (int pieces = 2; pieces <= 4; pieces++) {
 			uint32_t c = 0;
@@ -67,7 +68,8 @@ START_TEST(test_crc_reference_and_chaining)
 				c = tcrc32c_update(c, p + at, n);
 				at += n;
 			}
-			ck_assert_msg(c == one, "len %zu in %d pieces: %08x != %08x", len, pieces, c,
+			if (c != one)
+				ck_abort_msg("len %zu in %d pieces: %08x != %08x", len, pieces, c,
 				      one);
 		}
 	}
@@ -91,77 +93,100 @@ static void xor_ref(uint8_t *dst, uint8_t *const *src, int nsrc, size_t len)
 #define XMAX_SRC 16
 #define GUARD 64
 
+/* Buffers for one test, allocated and filled with random bytes once: XMAX_SRC sources and a
+ * destination of `cap` bytes each plus guards, 64-byte aligned. */
+struct xbufs {
+	uint8_t *base[XMAX_SRC + 1];
+	uint8_t *want;
+	size_t cap;
+};
+
+static void xbufs_init(struct xbufs *x, struct urand *r, size_t cap)
+{
+	x->cap = cap;
+	for (int k = 0; k <= XMAX_SRC; k++) {
+		ck_assert_int_eq(posix_memalign((void **)&x->base[k], 64, cap + 2 * GUARD + 64), 0);
+		urand_fill(r, x->base[k], cap + 2 * GUARD + 64);
+	}
+	x->want = malloc(cap);
+	ck_assert_ptr_nonnull(x->want);
+}
+
+static void xbufs_free(struct xbufs *x)
+{
+	for (int k = 0; k <= XMAX_SRC; k++)
+		free(x->base[k]);
+	free(x->want);
+}
+
 /* One txor check: `nsrc` sources of `len` bytes at byte misalignment `mis` (0: 64-byte aligned;
  * per-source offsets differ when `skew`), optionally dst == src[0]. Guard bytes around dst must
  * survive. */
-static void xor_case(struct urand *r, size_t len, int nsrc, size_t mis, int skew, int alias)
+static void xor_case(struct xbufs *x, struct urand *r, size_t len, int nsrc, size_t mis, int skew,
+		     int alias)
 {
-	uint8_t *base[XMAX_SRC + 1], *src[XMAX_SRC], *dst = NULL, *want;
+	uint8_t *src[XMAX_SRC], *dst = NULL;
 	const void *csrc[XMAX_SRC];
+	uint8_t before[GUARD], after[GUARD];
 
-	want = malloc(len ? len : 1);
-	ck_assert_ptr_nonnull(want);
+	if (len > x->cap)
+		ck_abort_msg("len %zu > cap %zu", len, x->cap);
 	for (int k = 0; k <= nsrc; k++) {
 		size_t off = mis + (skew ? (size_t)k * 3 % 32 : 0);
 
-		ck_assert_int_eq(posix_memalign((void **)&base[k], 64, len + 2 * GUARD + 64), 0);
-		urand_fill(r, base[k], len + 2 * GUARD + 64);
 		if (k < nsrc)
-			src[k] = base[k] + GUARD + off;
+			src[k] = x->base[k] + GUARD + off;
 		else
-			dst = base[k] + GUARD + off;
+			dst = x->base[XMAX_SRC] + GUARD + off;
 	}
-	xor_ref(want, src, nsrc, len);
+	xor_ref(x->want, src, nsrc, len);
 	if (alias)
 		dst = src[0];
-	{
-		uint8_t before[GUARD], after[GUARD];
-
-		memcpy(before, dst - GUARD, GUARD);
-		memcpy(after, dst + len, GUARD);
-		for (int k = 0; k < nsrc; k++)
-			csrc[k] = src[k];
-		txor(dst, csrc, nsrc, len);
-		ck_assert_msg(memcmp(dst, want, len) == 0,
-			      "txor len %zu nsrc %d mis %zu skew %d alias %d: wrong result", len, nsrc,
-			      mis, skew, alias);
-		ck_assert_msg(memcmp(before, dst - GUARD, GUARD) == 0 &&
-			      memcmp(after, dst + len, GUARD) == 0,
-			      "txor len %zu nsrc %d mis %zu: wrote outside dst", len, nsrc, mis);
-	}
-	for (int k = 0; k <= nsrc; k++)
-		free(base[k]);
-	free(want);
+	memcpy(before, dst - GUARD, GUARD);
+	memcpy(after, dst + len, GUARD);
+	for (int k = 0; k < nsrc; k++)
+		csrc[k] = src[k];
+	txor(dst, csrc, nsrc, len);
+	if (memcmp(dst, x->want, len) != 0)
+		ck_abort_msg("txor len %zu nsrc %d mis %zu skew %d alias %d: wrong result", len, nsrc, mis,
+		      skew, alias);
+	if (memcmp(before, dst - GUARD, GUARD) != 0 || memcmp(after, dst + len, GUARD) != 0)
+		ck_abort_msg("txor len %zu nsrc %d mis %zu: wrote outside dst", len, nsrc, mis);
+	if (alias) /* src[0] now holds the result: give it fresh bytes */
+		urand_fill(r, dst, len);
 }
 
-/* Loop index = nsrc - 2: every length 1..5000 (steps vary with the source count to bound time),
- * aligned, misaligned, skewed, aliased. */
+/* Loop index = nsrc - 2: lengths 1..5000 (every one up to 600, then a varying stride), aligned,
+ * misaligned, skewed, aliased. */
 START_TEST(test_txor_lengths)
 {
 	int nsrc = _i + 2;
 	struct urand r = { unit_seed_for(100 + (uint64_t)nsrc) };
+	struct xbufs x;
 
+	xbufs_init(&x, &r, 65537);
 	for (size_t len = 1; len <= 5000; len += (len < 600 ? 1 : 1 + len % 37)) {
 		int variant = (int)(len % 4);
 
-		xor_case(&r, len, nsrc, 0, 0, 0);
+		xor_case(&x, &r, len, nsrc, 0, 0, 0);
 		if (variant == 0)
-			xor_case(&r, len, nsrc, 0, 0, 1);
+			xor_case(&x, &r, len, nsrc, 0, 0, 1);
 		else if (variant == 1)
-			xor_case(&r, len, nsrc, (size_t)urand_range(&r, 1, 31), 0, 0);
+			xor_case(&x, &r, len, nsrc, (size_t)urand_range(&r, 1, 31), 0, 0);
 		else if (variant == 2)
-			xor_case(&r, len, nsrc, (size_t)urand_range(&r, 0, 31), 1, 0);
+			xor_case(&x, &r, len, nsrc, (size_t)urand_range(&r, 0, 31), 1, 0);
 		else
-			xor_case(&r, len, nsrc, (size_t)urand_range(&r, 1, 31), 1, 1);
+			xor_case(&x, &r, len, nsrc, (size_t)urand_range(&r, 1, 31), 1, 1);
 	}
 	/* block-ish sizes the RAID code uses, with their neighbours */
-	for (size_t len = 256; len <= 65536; len *= 2) {
-		xor_case(&r, len - 1, nsrc, 0, 0, 0);
-		xor_case(&r, len, nsrc, 0, 0, 0);
-		xor_case(&r, len, nsrc, 0, 0, 1);
-		xor_case(&r, len + 1, nsrc, 0, 0, 1);
-		xor_case(&r, len, nsrc, 8, 1, 0);
+	for (size_t len = 256; len <= 65536; len *= 4) {
+		xor_case(&x, &r, len - 1, nsrc, 0, 0, 0);
+		xor_case(&x, &r, len, nsrc, 0, 0, 0);
+		xor_case(&x, &r, len, nsrc, 0, 0, 1);
+		xor_case(&x, &r, len + 1, nsrc, 0, 0, 1);
+		xor_case(&x, &r, len, nsrc, 8, 1, 0);
 	}
+	xbufs_free(&x);
 }
 END_TEST
 
@@ -169,13 +194,15 @@ START_TEST(test_txor_large)
 {
 	struct urand r = { unit_seed_for(200) };
 	static const int ns[] = { 2, 3, 5, 16 };
+	struct xbufs x;
 
+	xbufs_init(&x, &r, (1u << 20) + 64);
 	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
-		xor_case(&r, 1u << 20, ns[i], 0, 0, 0);
-		xor_case(&r, 1u << 20, ns[i], 0, 0, 1);
-		xor_case(&r, (1u << 20) + 40, ns[i], 5, 1, 0);
+		xor_case(&x, &r, 1u << 20, ns[i], 0, 0, 0);
+		xor_case(&x, &r, 1u << 20, ns[i], 0, 0, 1);
+		xor_case(&x, &r, (1u << 20) + 40, ns[i], 5, 1, 0);
 	}
-	xor_case(&r, 3u << 20, 4, 0, 0, 0);
+	xbufs_free(&x);
 }
 END_TEST
 
@@ -212,12 +239,14 @@ START_TEST(test_txor_into)
 		for (size_t i = 0; i < len; i++)
 			want[i] = d[md + i] ^ s[ms + i];
 		txor_into(d + md, s + ms, len);
-		ck_assert_msg(memcmp(d + md, want, len) == 0, "txor_into len %zu mis %zu/%zu", len,
+		if (memcmp(d + md, want, len) != 0)
+			ck_abort_msg("txor_into len %zu mis %zu/%zu", len,
 			      md, ms);
 		/* x ^= x is zero */
 		txor_into(d + md, d + md, len);
 		for (size_t i = 0; i < len; i++)
-			ck_assert_uint_eq(d[md + i], 0);
+			if (d[md + i])
+				ck_abort_msg("txor_into(x, x) len %zu: byte %zu not zero", len, i);
 		free(d);
 		free(s);
 		free(want);

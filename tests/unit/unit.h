@@ -77,7 +77,8 @@ static inline uint64_t unit_seed(void)
 		seed = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec;
 	}
 	have = 1;
-	fprintf(stderr, "unit: seed %" PRIu64 " (replay with UNIT_SEED=%" PRIu64 ")\n", seed, seed);
+	printf("unit: seed %" PRIu64 " (replay with UNIT_SEED=%" PRIu64 ")\n", seed, seed);
+	fflush(stdout);
 	return seed;
 }
 

@@ -121,7 +121,7 @@ static int sb_read(struct raid_member *m, struct raid_sb *sb, char *why, size_t 
 			return err[i];
 		}
 	}
-	snprintf(why, why_len, "member %s: not a tandem RAID member (no superblock; create=1 formats)",
+	snprintf(why, why_len, "member %s: not a tandem RAID member (no superblock; use create=1 to format)",
 		 m->name);
 	return -ENODATA;
 }

@@ -44,7 +44,20 @@ int raid_sb_decode(const uint8_t b[RAID_SB_BYTES], struct raid_sb *sb, char *why
 		snprintf(why, why_len, "no tandem RAID superblock (magic)");
 		return -EINVAL;
 	}
+	/* Magic, version, length and CRC sit at the same offsets in every version. The CRC is
+	 * checked first when the length is ours, so a damaged version field reads as damage, not
+	 * as "newer". */
 	sb->version = get_le32(b + RAID_SB_OFF_VERSION);
+	if (get_le32(b + RAID_SB_OFF_LENGTH) == RAID_SB_BYTES) {
+		memcpy(copy, b, RAID_SB_BYTES);
+		put_le32(copy + RAID_SB_OFF_CRC, 0);
+		crc = tcrc32c(copy, RAID_SB_BYTES);
+		if (crc != get_le32(b + RAID_SB_OFF_CRC)) {
+			snprintf(why, why_len, "superblock damaged: CRC32C %08x, expected %08x",
+				 get_le32(b + RAID_SB_OFF_CRC), crc);
+			return -EPROTO;
+		}
+	}
 	if (sb->version > RAID_SB_VERSION) {
 		snprintf(why, why_len, "superblock version %u is newer than this tandem (%u)",
 			 sb->version, RAID_SB_VERSION);
@@ -53,14 +66,6 @@ int raid_sb_decode(const uint8_t b[RAID_SB_BYTES], struct raid_sb *sb, char *why
 	if (sb->version == 0 || get_le32(b + RAID_SB_OFF_LENGTH) != RAID_SB_BYTES) {
 		snprintf(why, why_len, "superblock damaged: version %u length %u", sb->version,
 			 get_le32(b + RAID_SB_OFF_LENGTH));
-		return -EPROTO;
-	}
-	memcpy(copy, b, RAID_SB_BYTES);
-	put_le32(copy + RAID_SB_OFF_CRC, 0);
-	crc = tcrc32c(copy, RAID_SB_BYTES);
-	if (crc != get_le32(b + RAID_SB_OFF_CRC)) {
-		snprintf(why, why_len, "superblock damaged: CRC32C %08x, expected %08x",
-			 get_le32(b + RAID_SB_OFF_CRC), crc);
 		return -EPROTO;
 	}
 	sb->flags = get_le32(b + RAID_SB_OFF_FLAGS);

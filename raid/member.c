@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "raid/util.h"
@@ -72,6 +73,16 @@ static int file_zero(struct raid_member *m, uint64_t off, uint64_t len)
 	return write_zeros(m, off, len);
 }
 
+static int file_sync_range(struct raid_member *m, uint64_t off, uint64_t len)
+{
+	struct file_member *f = m->priv;
+
+	if (sync_file_range(f->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WAIT_BEFORE |
+			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+		return 0;
+	return fdatasync(f->fd) ? -errno : 0;   /* block devices and odd filesystems */
+}
+
 static void file_close(struct raid_member *m)
 {
 	struct file_member *f = m->priv;
@@ -81,7 +92,8 @@ static void file_close(struct raid_member *m)
 }
 
 static const struct raid_member_ops file_ops = {
-	.pread = file_pread, .pwrite = file_pwrite, .flush = file_flush, .zero = file_zero, .close = file_close,
+	.pread = file_pread, .pwrite = file_pwrite, .flush = file_flush, .zero = file_zero,
+	.sync_range = file_sync_range, .close = file_close,
 };
 
 int raid_member_open_path(const char *path, struct raid_member **out, char *why, size_t why_len)
@@ -234,10 +246,117 @@ uint8_t *raid_member_mem(struct raid_member *m)
 	return m->ops == &mem_ops ? ((struct mem_member *)m->priv)->data : NULL;
 }
 
+static int miss_io(struct raid_member *m, void *buf, size_t len, uint64_t off)
+{
+	(void)m; (void)buf; (void)len; (void)off;
+	return -ENXIO;
+}
+
+static int miss_wr(struct raid_member *m, const void *buf, size_t len, uint64_t off)
+{
+	(void)m; (void)buf; (void)len; (void)off;
+	return -ENXIO;
+}
+
+static int miss_flush(struct raid_member *m) { (void)m; return -ENXIO; }
+static int miss_zero(struct raid_member *m, uint64_t off, uint64_t len)
+{
+	(void)m; (void)off; (void)len;
+	return -ENXIO;
+}
+static void miss_close(struct raid_member *m) { (void)m; }
+
+static const struct raid_member_ops missing_ops = {
+	.pread = miss_io, .pwrite = miss_wr, .flush = miss_flush, .zero = miss_zero,
+	.close = miss_close,
+};
+
+struct raid_member *raid_member_missing(const char *path, const char *why)
+{
+	struct raid_member *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->ops = &missing_ops;
+	m->missing = 1;
+	snprintf(m->name, sizeof(m->name), "%s", path);
+	snprintf(m->missing_why, sizeof(m->missing_why), "%s", why);
+	return m;
+}
+
+/* Fault rules. The member keeps the rule; the check runs only in TANDEM_FAULT_INJECTION builds. */
+struct raid_fault {
+	enum raid_fault_op op;
+	enum raid_fault_mode mode;
+	uint64_t n;                 /* AFTER: fail from the n-th matching I/O on (1-based) */
+	uint32_t ppm;               /* RATE */
+	uint64_t state;             /* PRNG */
+	uint64_t count;             /* matching I/Os so far */
+	pthread_mutex_t lock;
+};
+
+int raid_member_set_fault(struct raid_member *m, enum raid_fault_op op, enum raid_fault_mode mode,
+			  uint64_t n, uint32_t ppm, uint64_t seed)
+{
+	struct raid_fault *f = m->fault;
+
+	if (!f) {
+		f = calloc(1, sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		pthread_mutex_init(&f->lock, NULL);
+	}
+	pthread_mutex_lock(&f->lock);
+	f->op = op;
+	f->mode = mode;
+	f->n = n;
+	f->ppm = ppm;
+	f->state = seed ? seed : 0x9e3779b97f4a7c15ull;
+	f->count = 0;
+	pthread_mutex_unlock(&f->lock);
+	m->fault = f;
+	return 0;
+}
+
+int raid_fault_hit(struct raid_fault *f, enum raid_fault_op op)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->mode != RAID_FAULT_OFF && (f->op & op)) {
+		f->count++;
+		switch (f->mode) {
+		case RAID_FAULT_NOW:
+			hit = 1;
+			break;
+		case RAID_FAULT_AFTER:
+			hit = f->count >= f->n;
+			break;
+		case RAID_FAULT_RATE: {
+			uint64_t z = (f->state += 0x9e3779b97f4a7c15ull);
+
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+			z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+			z ^= z >> 31;
+			hit = z % 1000000u < f->ppm;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	return hit;
+}
+
 void raid_member_close(struct raid_member *m)
 {
 	if (!m)
 		return;
 	m->ops->close(m);
+	if (m->fault) {
+		pthread_mutex_destroy(&m->fault->lock);
+		free(m->fault);
+	}
 	free(m);
 }

@@ -6,7 +6,7 @@
 
 #include "raid/util.h"
 
-_Static_assert(RAID_SB_OFF_RESERVED + 3952 == RAID_SB_BYTES, "superblock layout is 4096 bytes");
+_Static_assert(RAID_SB_OFF_RESERVED + 3936 == RAID_SB_BYTES, "superblock layout is 4096 bytes");
 
 void raid_sb_encode(const struct raid_sb *sb, uint8_t b[RAID_SB_BYTES])
 {
@@ -31,6 +31,9 @@ void raid_sb_encode(const struct raid_sb *sb, uint8_t b[RAID_SB_BYTES])
 	put_le64(b + RAID_SB_OFF_FAILED, sb->failed_mask);
 	put_le64(b + RAID_SB_OFF_BITMAP_OFFSET, sb->bitmap_offset_bytes);
 	put_le64(b + RAID_SB_OFF_BITMAP_BYTES, sb->bitmap_bytes);
+	put_le32(b + RAID_SB_OFF_REBUILD, sb->rebuild_member);
+	put_le32(b + RAID_SB_OFF_REGION, sb->bitmap_region_stripes);
+	put_le64(b + RAID_SB_OFF_CHECKPOINT, sb->rebuild_checkpoint);
 	put_le32(b + RAID_SB_OFF_CRC, tcrc32c(b, RAID_SB_BYTES));
 }
 
@@ -85,12 +88,18 @@ int raid_sb_decode(const uint8_t b[RAID_SB_BYTES], struct raid_sb *sb, char *why
 	sb->failed_mask = get_le64(b + RAID_SB_OFF_FAILED);
 	sb->bitmap_offset_bytes = get_le64(b + RAID_SB_OFF_BITMAP_OFFSET);
 	sb->bitmap_bytes = get_le64(b + RAID_SB_OFF_BITMAP_BYTES);
+	sb->rebuild_member = get_le32(b + RAID_SB_OFF_REBUILD);
+	sb->bitmap_region_stripes = get_le32(b + RAID_SB_OFF_REGION);
+	sb->rebuild_checkpoint = get_le64(b + RAID_SB_OFF_CHECKPOINT);
 	if (raid_geom_check(&sb->geom, g_why, sizeof(g_why)) != 0) {
 		snprintf(why, why_len, "superblock has a bad geometry: %s", g_why);
 		return -EPROTO;
 	}
 	if (sb->nr_members != sb->geom.nr_data + 1 || sb->member_index >= sb->nr_members ||
-	    sb->volume_bytes != raid_volume_bytes(&sb->geom)) {
+	    sb->volume_bytes != raid_volume_bytes(&sb->geom) || sb->rebuild_member > sb->nr_members ||
+	    sb->rebuild_checkpoint > raid_nr_stripes(&sb->geom) ||
+	    (sb->bitmap_offset_bytes && (sb->bitmap_region_stripes == 0 ||
+	     sb->bitmap_offset_bytes + sb->bitmap_bytes > sb->geom.data_offset_bytes))) {
 		snprintf(why, why_len, "superblock damaged: member %u of %u, %u data, volume %llu bytes",
 			 sb->member_index, sb->nr_members, sb->geom.nr_data,
 			 (unsigned long long)sb->volume_bytes);

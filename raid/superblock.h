@@ -30,6 +30,9 @@ struct raid_sb {
 	uint64_t failed_mask;
 	uint64_t bitmap_offset_bytes;
 	uint64_t bitmap_bytes;
+	uint32_t rebuild_member;       /* index + 1 of the member being rebuilt; 0 = none */
+	uint32_t bitmap_region_stripes;
+	uint64_t rebuild_checkpoint;   /* stripes below are rebuilt */
 };
 
 /* Byte offsets in the encoded block. */
@@ -40,7 +43,8 @@ enum {
 	RAID_SB_OFF_CHUNK = 60, RAID_SB_OFF_BLOCK = 64, RAID_SB_OFF_MEMBER_BYTES = 72,
 	RAID_SB_OFF_DATA_OFFSET = 80, RAID_SB_OFF_MEMBER_DATA = 88, RAID_SB_OFF_VOLUME_BYTES = 96,
 	RAID_SB_OFF_VOLID = 104, RAID_SB_OFF_CTIME = 112, RAID_SB_OFF_FAILED = 120,
-	RAID_SB_OFF_BITMAP_OFFSET = 128, RAID_SB_OFF_BITMAP_BYTES = 136, RAID_SB_OFF_RESERVED = 144,
+	RAID_SB_OFF_BITMAP_OFFSET = 128, RAID_SB_OFF_BITMAP_BYTES = 136, RAID_SB_OFF_REBUILD = 144,
+	RAID_SB_OFF_REGION = 148, RAID_SB_OFF_CHECKPOINT = 152, RAID_SB_OFF_RESERVED = 160,
 };
 
 void raid_sb_encode(const struct raid_sb *sb, uint8_t block[RAID_SB_BYTES]);

@@ -1894,8 +1894,10 @@ START_TEST(test_fault_close_unclean)
 END_TEST
 
 /* Seeded schedules: the loop index and the run seed pick a member, read or write, and which op
- * fails (once, or from then on); a fixed workload runs. Every call during which a fault fired
- * returns -EIO and every other call returns 0; nothing crashes or leaks. */
+ * fails (once, or from then on); a fixed workload runs. One member failing is absorbed
+ * (docs/raid-resilience.md): the member is marked failed and reads, writes and flushes keep
+ * returning 0; a parity check that hits the fault returns -EIO, and once degraded -EAGAIN.
+ * Nothing crashes or leaks. */
 START_TEST(test_fault_schedule)
 {
 	uint64_t seed = unit_seed_for(0x60000 + (uint64_t)_i);
@@ -1939,12 +1941,8 @@ START_TEST(test_fault_schedule)
 			err = raid_check_stripe(v, urand_below(&r, raid_nr_stripes(&info.geom)), NULL);
 		else
 			err = raid_flush(v);
-		if (fault_injected(w, N) != before) {
-			if (err != -EIO)
-				ck_abort_msg("seed %" PRIu64 " op %d (kind %d): a fault fired, call "
-					     "returned %d", seed, op, kind, err);
-		} else if (err == -EILSEQ && kind == 8) {
-			/* a stripe left inconsistent by an earlier failed write: expected */
+		if (kind == 8 && (err == -EAGAIN || (err == -EIO && fault_injected(w, N) != before))) {
+			/* degraded: nothing to compare against, or the check itself hit the fault */
 		} else if (err != 0) {
 			ck_abort_msg("seed %" PRIu64 " op %d (kind %d): no fault, call returned %d",
 				     seed, op, kind, err);

@@ -19,8 +19,10 @@ _Static_assert(RAID_SB_OFF_MAGIC == 0 && RAID_SB_OFF_VERSION == 8 && RAID_SB_OFF
 	       RAID_SB_OFF_MEMBER_DATA == 88 && RAID_SB_OFF_VOLUME_BYTES == 96 &&
 	       RAID_SB_OFF_VOLID == 104 && RAID_SB_OFF_CTIME == 112 && RAID_SB_OFF_FAILED == 120 &&
 	       RAID_SB_OFF_BITMAP_OFFSET == 128 && RAID_SB_OFF_BITMAP_BYTES == 136 &&
-	       RAID_SB_OFF_RESERVED == 144, "superblock offsets match docs/raid-format.md");
-_Static_assert(RAID_SB_OFF_RESERVED + 3952 == RAID_SB_BYTES, "reserved tail is 3952 bytes");
+	       RAID_SB_OFF_REBUILD == 144 && RAID_SB_OFF_REGION == 148 &&
+	       RAID_SB_OFF_CHECKPOINT == 152 && RAID_SB_OFF_RESERVED == 160,
+	       "superblock offsets match docs/raid-format.md and docs/raid-resilience.md");
+_Static_assert(RAID_SB_OFF_RESERVED + 3936 == RAID_SB_BYTES, "reserved tail is 3936 bytes");
 _Static_assert(sizeof(RAID_SB_MAGIC) - 1 == 8, "magic is 8 bytes");
 
 /* A valid superblock with a distinct value in every field. */
@@ -48,6 +50,9 @@ static struct raid_sb sample_sb(void)
 	sb.failed_mask = 0x8001;
 	sb.bitmap_offset_bytes = 2ull << 20;
 	sb.bitmap_bytes = 123456;
+	sb.bitmap_region_stripes = 8;
+	sb.rebuild_member = 3;
+	sb.rebuild_checkpoint = 17;
 	return sb;
 }
 

@@ -32,7 +32,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
 .PHONY: all setup check unit func conformance linux bench demo install uninstall clean
-all: $(B)/bs_tandem.so $(B)/tandemctl $(B)/tio $(B)/parbench $(UNIT_BIN)
+all: $(B)/bs_tandem.so $(B)/bs_tandem_fi.so $(B)/tandemctl $(B)/tio $(B)/parbench $(UNIT_BIN)
 
 setup:
 	@scripts/setup.sh
@@ -56,6 +56,19 @@ $(B)/libtandem.a: $(LIB_OBJ)
 
 $(B)/bs_tandem.so: $(TGT_OBJ) $(B)/libtandem.a
 	$(CC) -shared $(LDFLAGS) -o $@ $(TGT_OBJ) $(B)/libtandem.a $(LIBS) -liscsi -lcrypto -ldl
+
+# The fault-injection module for tests (docs/raid-resilience.md): the same sources compiled with
+# -DTANDEM_FAULT_INJECTION into $(B)/fi/. Never installed.
+FI_OBJ := $(TGT_OBJ:$(B)/%=$(B)/fi/%) $(LIB_OBJ:$(B)/%=$(B)/fi/%)
+$(B)/fi/target/%.o: target/%.c | $(TGT_SRC)/tgtd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTANDEM_FAULT_INJECTION -Wno-missing-prototypes -Wno-strict-prototypes \
+	    -Wno-shadow -Wno-sign-compare -Wno-unused-parameter -I$(TGT_SRC) -c -o $@ $<
+$(B)/fi/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTANDEM_FAULT_INJECTION -c -o $@ $<
+$(B)/bs_tandem_fi.so: $(FI_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $(FI_OBJ) $(LIBS) -liscsi -lcrypto -ldl
 
 $(B)/tandemctl: $(B)/cmdvol/tandemctl.o $(B)/cmdvol/tandemctl_offline.o $(B)/libtandem.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -liscsi -lcrypto
@@ -100,6 +113,6 @@ uninstall:
 	rm -f $(DESTDIR)$(BSDIR)/bs_tandem.so $(DESTDIR)$(PREFIX)/sbin/tandemctl
 
 clean:
-	rm -rf $(B)/unit $(B)/target $(B)/raid $(B)/replication $(B)/cmdvol $(B)/tests $(B)/*.a $(B)/*.so $(B)/tandemctl $(B)/tio $(B)/parbench
+	rm -rf $(B)/fi $(B)/unit $(B)/target $(B)/raid $(B)/replication $(B)/cmdvol $(B)/tests $(B)/*.a $(B)/*.so $(B)/tandemctl $(B)/tio $(B)/parbench
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -10,6 +10,7 @@
 
 #include "cmdvol/cmddev.h"
 #include "cmdvol/ops.h"
+#include "cmdvol/raidops.h"
 #include "raid/raidvol.h"
 
 #define TANDEM_VERSION "0.1"
@@ -59,8 +60,8 @@ static void vol_line(struct cb_result *res, struct vol *v)
 
 		raid_get_info(a, &i);
 		res_line(res, "vol volid=%" PRIu64 " type=%s size_bytes=%" PRIu64 " block_bytes=%u "
-			 "state=online layout=%uD+1P chunk_bytes=%u", v->volid, v->type, v->size_bytes,
-			 v->block_bytes, i.geom.nr_data, i.geom.chunk_bytes);
+			 "state=%s layout=%uD+1P chunk_bytes=%u", v->volid, v->type, v->size_bytes,
+			 v->block_bytes, raid_state_name(&i), i.geom.nr_data, i.geom.chunk_bytes);
 	} else {
 		res_line(res, "vol volid=%" PRIu64 " type=%s size_bytes=%" PRIu64 " block_bytes=%u "
 			 "state=online", v->volid, v->type, v->size_bytes, v->block_bytes);
@@ -237,29 +238,58 @@ static int c_raid_status(struct exec_ctx *x)
 	raid_get_info(a, &i);
 	raid_uuid_str(i.array_uuid, u);
 	res_line(x->res, "raid volid=%" PRIu64 " layout=%uD+1P chunk_bytes=%u block_bytes=%u "
-		 "members=%u stripes=%" PRIu64 " size_bytes=%" PRIu64 " state=optimal array_uuid=%s "
-		 "sequence=%" PRIu64 " was_dirty=%d", v->volid, i.geom.nr_data, i.geom.chunk_bytes,
-		 i.geom.block_bytes, i.nr_members, raid_nr_stripes(&i.geom), i.volume_bytes, u,
-		 i.sequence, i.was_dirty);
+		 "members=%u stripes=%" PRIu64 " size_bytes=%" PRIu64 " state=%s array_uuid=%s "
+		 "sequence=%" PRIu64 " was_dirty=%d bitmap_regions=%" PRIu64 " region_stripes=%u "
+		 "dirty_regions=%" PRIu64, v->volid, i.geom.nr_data, i.geom.chunk_bytes,
+		 i.geom.block_bytes, i.nr_members, raid_nr_stripes(&i.geom), i.volume_bytes,
+		 raid_state_name(&i), u, i.sequence, i.was_dirty, i.bitmap_regions, i.region_stripes,
+		 i.dirty_regions);
 	for (uint32_t m = 0; m < i.nr_members; m++) {
+		const char *st = "active";
+		char extra[64] = "";
+
+		if ((int)m == i.rebuild_member) {
+			st = "rebuilding";
+			snprintf(extra, sizeof(extra), " rebuilt_percent=%.1f",
+				 100.0 * (double)i.rebuild_pos / (double)raid_nr_stripes(&i.geom));
+		} else if (i.failed_mask & (1ull << m)) {
+			st = "failed";
+		}
 		cb_pct_encode(raid_member_name(a, m), path, sizeof(path));
-		res_line(x->res, "member index=%u state=active path=%s", m, path);
+		res_line(x->res, "member index=%u state=%s path=%s%s", m, st, path, extra);
 	}
 	res_line(x->res, "stats full_stripe_writes=%" PRIu64 " rmw_writes=%" PRIu64 " rcw_writes=%"
-		 PRIu64 " member_reads=%" PRIu64 " member_writes=%" PRIu64, i.stats.full_stripe_writes,
-		 i.stats.rmw_writes, i.stats.rcw_writes, i.stats.member_reads, i.stats.member_writes);
-	res_status(x->res, CB_OK, "raid volid %" PRIu64 ": %uD+1P, optimal", v->volid, i.geom.nr_data);
+		 PRIu64 " degraded_reads=%" PRIu64 " degraded_writes=%" PRIu64 " member_reads=%" PRIu64
+		 " member_writes=%" PRIu64, i.stats.full_stripe_writes, i.stats.rmw_writes,
+		 i.stats.rcw_writes, i.stats.degraded_reads, i.stats.degraded_writes,
+		 i.stats.member_reads, i.stats.member_writes);
+	res_status(x->res, CB_OK, "raid volid %" PRIu64 ": %uD+1P, %s", v->volid, i.geom.nr_data,
+		   raid_state_name(&i));
 	vol_put(v);
 	return CB_OK;
 }
 
 /* raid-check: verify every stripe's parity in the background. */
+struct check_arg {
+	struct vol *v;
+	int repair;
+};
+
+static void free_check_arg(void *p)
+{
+	struct check_arg *c = p;
+
+	vol_put(c->v);
+	free(c);
+}
+
 static int raid_check_work(struct op *op, void *arg)
 {
-	struct vol *v = arg;
+	struct check_arg *c = arg;
+	struct vol *v = c->v;
 	struct raid_vol *a = raidvol_array(v);
 	struct raid_info i;
-	uint64_t bad = 0, first_bad = 0, stripes;
+	uint64_t bad = 0, first_bad = 0, stripes, repaired = 0;
 
 	raid_get_info(a, &i);
 	stripes = raid_nr_stripes(&i.geom);
@@ -274,6 +304,17 @@ static int raid_check_work(struct op *op, void *arg)
 		if (err == -EILSEQ) {
 			if (!bad++)
 				first_bad = s;
+			if (c->repair) {
+				if ((err = raid_repair_stripe(a, s))) {
+					op_result(op, "stripe %" PRIu64 ": repair failed: %s", s, strerror(-err));
+					return err;
+				}
+				repaired++;
+			}
+		} else if (err == -EAGAIN) {
+			op_result(op, "stopped at stripe %" PRIu64 ": the array is degraded (nothing to "
+				  "check parity against)", s);
+			return -EAGAIN;
 		} else if (err) {
 			op_result(op, "stripe %" PRIu64 ": %s", s, strerror(-err));
 			return err;
@@ -283,11 +324,11 @@ static int raid_check_work(struct op *op, void *arg)
 				    stripes * raid_stripe_bytes(&i.geom));
 	}
 	if (bad)
-		op_result(op, "%" PRIu64 " of %" PRIu64 " stripes have parity mismatches (first: stripe %"
-			  PRIu64 ")", bad, stripes, first_bad);
+		op_result(op, "%" PRIu64 " of %" PRIu64 " stripes had parity mismatches (first: stripe %"
+			  PRIu64 "); %" PRIu64 " repaired", bad, stripes, first_bad, repaired);
 	else
-		op_result(op, "%" PRIu64 " stripes checked, parity consistent", stripes);
-	return bad ? -EILSEQ : 0;
+		op_result(op, "%" PRIu64 " stripes checked, parity consistent, 0 mismatches", stripes);
+	return bad && !c->repair ? -EILSEQ : 0;
 }
 
 static void put_vol(void *arg)
@@ -308,17 +349,37 @@ static int c_raid_check(struct exec_ctx *x)
 		vol_put(v);
 		return CB_INVALID;
 	}
+	{
+		struct raid_info i;
+
+		raid_get_info(raidvol_array(v), &i);
+		if (i.failed_mask) {
+			res_status(x->res, CB_INVALID, "volid %" PRIu64 " is %s: there is no redundancy "
+				   "to check", v->volid, raid_state_name(&i));
+			vol_put(v);
+			return CB_INVALID;
+		}
+	}
+	struct check_arg *ca = calloc(1, sizeof(*ca));
+
+	if (!ca) {
+		vol_put(v);
+		res_status(x->res, CB_FAILED, "out of memory");
+		return CB_FAILED;
+	}
+	ca->v = v;
+	ca->repair = cb_get(x->cb, "repair") && !strcmp(cb_get(x->cb, "repair"), "1");
 	snprintf(subject, sizeof(subject), "volid=%" PRIu64, v->volid);
-	id = op_start("raid-check", subject, raid_check_work, v, put_vol);
+	id = op_start("raid-check", subject, raid_check_work, ca, free_check_arg);
 	if (id == -EBUSY) {
 		res_status(x->res, CB_EXISTS, "a raid-check of volid %" PRIu64 " is already running",
 			   v->volid);
-		vol_put(v);
+		free_check_arg(ca);
 		return CB_EXISTS;
 	}
 	if (id < 0) {
 		res_status(x->res, CB_FAILED, "cannot start: %s", strerror((int)-id));
-		vol_put(v);
+		free_check_arg(ca);
 		return CB_FAILED;
 	}
 	res_line(x->res, "op id=%" PRId64 " kind=raid-check subject=%s state=running", id, subject);
@@ -326,6 +387,135 @@ static int c_raid_check(struct exec_ctx *x)
 		   subject + 6, id);
 	return CB_RUNNING;
 }
+
+/* raid-rebuild: reconstruct a replacement member in the background. */
+static int raid_rebuild_work(struct op *op, void *arg)
+{
+	struct vol *v = arg;
+	struct raid_vol *a = raidvol_array(v);
+	struct raid_info i;
+	uint64_t stripes;
+	int r;
+
+	raid_get_info(a, &i);
+	stripes = raid_nr_stripes(&i.geom);
+	while ((r = raid_rebuild_step(a)) == 1) {
+		if (op_cancelled(op)) {
+			raid_get_info(a, &i);
+			op_result(op, "stopped at stripe %" PRIu64 "; resumes from its checkpoint",
+				  i.rebuild_pos);
+			return -ECANCELED;
+		}
+		raid_get_info(a, &i);
+		if ((i.rebuild_pos & 63) == 0)
+			op_progress(op, i.rebuild_pos * raid_stripe_bytes(&i.geom),
+				    stripes * raid_stripe_bytes(&i.geom));
+	}
+	if (r < 0) {
+		op_result(op, "rebuild failed: %s", strerror(-r));
+		return r;
+	}
+	op_progress(op, stripes * raid_stripe_bytes(&i.geom), stripes * raid_stripe_bytes(&i.geom));
+	raid_get_info(a, &i);
+	op_result(op, "%" PRIu64 " stripes rebuilt; the array is %s", stripes, raid_state_name(&i));
+	return 0;
+}
+
+int64_t raidops_start_rebuild(struct vol *v)
+{
+	char subject[32];
+	int64_t id;
+
+	snprintf(subject, sizeof(subject), "volid=%" PRIu64, v->volid);
+	vol_get(v);
+	id = op_start("raid-rebuild", subject, raid_rebuild_work, v, put_vol);
+	if (id < 0)
+		vol_put(v);
+	return id;
+}
+
+static int c_raid_rebuild(struct exec_ctx *x)
+{
+	struct vol *v = param_vol(x);
+	struct raid_member *m = NULL;
+	const char *path = cb_get(x->cb, "path");
+	char why[512], decoded[300];
+	uint64_t idx;
+	int64_t id;
+	int err;
+
+	if (!v)
+		return x->res->status;
+	if (!raidvol_array(v)) {
+		res_status(x->res, CB_INVALID, "volid %" PRIu64 " is not a raid volume", v->volid);
+		goto out;
+	}
+	if (param_u64(x, "member", 0, RAID_MAX_MEMBERS - 1, &idx))
+		goto out;
+	cb_pct_decode(path, decoded, sizeof(decoded));
+	if ((err = raid_member_open_path(decoded, &m, why, sizeof(why)))) {
+		res_status(x->res, err == -ENOENT ? CB_NOT_FOUND : CB_FAILED, "%s", why);
+		goto out;
+	}
+	if ((err = raid_rebuild_begin(raidvol_array(v), (uint32_t)idx, m, why, sizeof(why)))) {
+		raid_member_close(m);
+		res_status(x->res, err == -EEXIST ? CB_EXISTS : err == -EIO ? CB_FAILED : CB_INVALID,
+			   "%s", why);
+		goto out;
+	}
+	id = raidops_start_rebuild(v);
+	if (id < 0) {
+		res_status(x->res, CB_FAILED, "rebuild recorded but its operation cannot start: %s "
+			   "(it resumes at the next assembly)", strerror((int)-id));
+		goto out;
+	}
+	res_line(x->res, "op id=%" PRId64 " kind=raid-rebuild subject=volid=%" PRIu64 " state=running",
+		 id, v->volid);
+	res_status(x->res, CB_RUNNING, "rebuilding member %" PRIu64 " of volid %" PRIu64 " onto %s "
+		   "as operation %" PRId64 "; update the LU's member list to name it", idx, v->volid,
+		   decoded, id);
+out:
+	vol_put(v);
+	return x->res->status;
+}
+
+#ifdef TANDEM_FAULT_INJECTION
+static int c_raid_fault(struct exec_ctx *x)
+{
+	struct vol *v = param_vol(x);
+	const char *op = cb_get(x->cb, "op"), *mode = cb_get(x->cb, "mode");
+	enum raid_fault_op fop;
+	enum raid_fault_mode fmode;
+	uint64_t idx, n = 1, ppm = 0, seed = 1;
+	int err;
+
+	if (!v)
+		return x->res->status;
+	fop = !strcmp(op, "read") ? RAID_FAULT_READ : !strcmp(op, "write") ? RAID_FAULT_WRITE :
+	      !strcmp(op, "any") ? RAID_FAULT_ANY : 0;
+	fmode = !strcmp(mode, "now") ? RAID_FAULT_NOW : !strcmp(mode, "after") ? RAID_FAULT_AFTER :
+		!strcmp(mode, "rate") ? RAID_FAULT_RATE : !strcmp(mode, "off") ? RAID_FAULT_OFF : 99;
+	if (!raidvol_array(v) || !fop || fmode == 99 ||
+	    param_u64(x, "member", 0, RAID_MAX_MEMBERS - 1, &idx) ||
+	    (cb_get(x->cb, "n") && param_u64(x, "n", 1, UINT64_MAX, &n)) ||
+	    (cb_get(x->cb, "ppm") && param_u64(x, "ppm", 0, 1000000, &ppm)) ||
+	    (cb_get(x->cb, "seed") && param_u64(x, "seed", 0, UINT64_MAX, &seed))) {
+		if (x->res->status == CB_OK)
+			res_status(x->res, CB_INVALID, "raid-fault: volid of a raid volume, member=, "
+				   "op=read|write|any, mode=now|after|rate|off");
+		vol_put(v);
+		return x->res->status;
+	}
+	err = raid_set_fault(raidvol_array(v), (uint32_t)idx, fop, fmode, n, (uint32_t)ppm, seed);
+	vol_put(v);
+	if (err) {
+		res_status(x->res, CB_INVALID, "raid-fault: %s", strerror(-err));
+		return CB_INVALID;
+	}
+	res_status(x->res, CB_OK, "fault rule set on member %" PRIu64 ": op=%s mode=%s", idx, op, mode);
+	return CB_OK;
+}
+#endif
 
 static void op_line(const struct op_info *i, void *arg)
 {
@@ -386,10 +576,17 @@ const struct command commands[] = {
 	{ 5, "cmddev-add", "device lun [volid]", c_cmddev_add, "add a command-device table entry" },
 	{ 6, "cmddev-remove", "device", c_cmddev_remove, "remove a command-device table entry" },
 	{ 7, "raid-status", "volid", c_raid_status, "RAID geometry, members, counters" },
-	{ 8, "raid-check", "volid", c_raid_check, "verify every stripe's parity (long operation)" },
+	{ 8, "raid-check", "volid [repair]", c_raid_check,
+	  "verify every stripe's parity, repair=1 rewrites wrong parity (long operation)" },
 	{ 9, "op-status", "op", c_op_status, "progress of a long operation" },
 	{ 10, "op-list", "", c_op_list, "every operation since the device started" },
 	{ 11, "help", "", c_help, "the commands" },
+	{ 12, "raid-rebuild", "volid member path", c_raid_rebuild,
+	  "rebuild a failed member onto a replacement (long operation)" },
+#ifdef TANDEM_FAULT_INJECTION
+	{ 90, "raid-fault", "volid member op mode [n] [ppm] [seed]", c_raid_fault,
+	  "test builds: inject member faults" },
+#endif
 	{ 0, NULL, NULL, NULL, NULL },
 };
 

@@ -44,6 +44,8 @@ static void usage(FILE *f)
 "  cmddev remove DEVICE        remove an entry\n"
 "  raid status VOLID           RAID geometry, members, counters\n"
 "  raid verify VOLID [--wait]  check every stripe's parity in the background\n"
+"  raid scrub VOLID [--repair] [--wait]   the same; --repair rewrites wrong parity\n"
+"  raid rebuild VOLID MEMBER PATH [--wait]   rebuild failed member MEMBER onto PATH\n"
 "  op status ID [--wait]       progress of a long operation\n"
 "  op list                     every operation since the device started\n"
 "  commands                    the commands the device knows (protocol 'help')\n"
@@ -431,8 +433,8 @@ int main(int argc, char **argv)
 	struct g g = { .device = getenv("TANDEM_DEVICE"), .key_file = getenv("TANDEM_KEY_FILE"),
 		       .initiator = "iqn.2026-11.org.tandem:ctl", .slot = -1, .timeout_s = 30 };
 	struct session s;
-	char p[3][300];
-	const char *params[3] = { p[0], p[1], p[2] };
+	char p[4][300];
+	const char *params[4] = { p[0], p[1], p[2], p[3] };
 	const char *cmd;
 	int c, rc, off;
 
@@ -527,12 +529,22 @@ int main(int argc, char **argv)
 			return EX_USAGE;
 		cmd = "raid-status";
 		snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[2]);
-	} else if (W(0, "raid") && W(1, "verify")) {
-		if (!need(argc, 3, "usage: tandemctl raid verify VOLID [--wait]"))
+	} else if (W(0, "raid") && (W(1, "verify") || W(1, "scrub"))) {
+		if (!need(argc, 3, "usage: tandemctl raid verify|scrub VOLID [--repair] [--wait]"))
 			return EX_USAGE;
 		cmd = "raid-check";
 		is_op = 1;
 		snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[2]);
+		if (argc > 3 && !strcmp(argv[3], "--repair"))
+			snprintf(p[n++], sizeof(p[0]), "repair=1");
+	} else if (W(0, "raid") && W(1, "rebuild")) {
+		if (!need(argc, 5, "usage: tandemctl raid rebuild VOLID MEMBER PATH [--wait]"))
+			return EX_USAGE;
+		cmd = "raid-rebuild";
+		is_op = 1;
+		snprintf(p[n++], sizeof(p[0]), "volid=%s", argv[2]);
+		snprintf(p[n++], sizeof(p[0]), "member=%s", argv[3]);
+		snprintf(p[n++], sizeof(p[0]), "path=%.290s", argv[4]);
 	} else if (W(0, "op") && W(1, "status")) {
 		if (!need(argc, 3, "usage: tandemctl op status ID [--wait]"))
 			return EX_USAGE;

@@ -91,7 +91,8 @@ int opts_u64(const char *key, const char *val, uint64_t min, uint64_t max, uint6
 
 int raid_opts_parse(const char *s, struct raid_opts *o, char *why, size_t why_len)
 {
-	static const char *const known[] = { "volid", "layout", "chunk_kib", "create", NULL };
+	static const char *const known[] = { "volid", "layout", "chunk_kib", "create", "degraded",
+					     "bitmap", NULL };
 	struct opts kv;
 	const char *v;
 	uint64_t x;
@@ -130,6 +131,20 @@ int raid_opts_parse(const char *s, struct raid_opts *o, char *why, size_t why_le
 			snprintf(why, why_len, "bsopts: create='%s': expected 0, 1 or force", v);
 			return -EINVAL;
 		}
+	}
+	if ((v = opts_get(&kv, "degraded"))) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(why, why_len, "bsopts: degraded='%s': expected 0 or 1", v);
+			return -EINVAL;
+		}
+		o->degraded = v[0] == '1';
+	}
+	if ((v = opts_get(&kv, "bitmap"))) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(why, why_len, "bsopts: bitmap='%s': expected 0 or 1", v);
+			return -EINVAL;
+		}
+		o->no_bitmap = v[0] == '0';
 	}
 	if (o->create && (!o->volid || !o->nr_data)) {
 		snprintf(why, why_len, "bsopts: create needs volid= and layout=");

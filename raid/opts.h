@@ -22,12 +22,14 @@ const char *opts_get(const struct opts *o, const char *key);
 int opts_u64(const char *key, const char *val, uint64_t min, uint64_t max, uint64_t *out,
 	     char *why, size_t why_len);
 
-/* bstype raid: volid=N;layout=nD+1P;chunk_kib=K;create=0|1|force */
+/* bstype raid: volid=N;layout=nD+1P;chunk_kib=K;create=0|1|force;degraded=0|1;bitmap=0|1 */
 struct raid_opts {
 	uint64_t volid;          /* 0: not given */
 	uint32_t nr_data;        /* 0: not given */
 	uint32_t chunk_bytes;    /* 0: not given */
 	int create;              /* 0 assemble, 1 create, 2 create over an existing array */
+	int degraded;            /* accept one newly missing member */
+	int no_bitmap;           /* bitmap=0: no write-intent bitmap (at create), or leave it unused */
 };
 int raid_opts_parse(const char *s, struct raid_opts *o, char *why, size_t why_len);
 

@@ -78,14 +78,17 @@ int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_
 		}
 	}
 	for (int i = 0; i < nr; i++) {
-		if ((err = raid_member_open_path(paths[i], &m[i], why, why_len)))
-			goto fail;
+		if ((err = raid_member_open_path(paths[i], &m[i], why, why_len))) {
+			/* at assembly, a member that cannot be opened may be a recorded failure */
+			if (o->create || err == -EBUSY || !(m[i] = raid_member_missing(paths[i], why)))
+				goto fail;
+		}
 	}
 	if (o->create) {
 		struct raid_create_params cp = {
 			.nr_data = o->nr_data, .chunk_bytes = o->chunk_bytes ? o->chunk_bytes : 65536,
 			.block_bytes = block_bytes ? block_bytes : 512, .volid = o->volid,
-			.force = o->create == 2,
+			.force = o->create == 2, .no_bitmap = o->no_bitmap,
 		};
 
 		if ((err = raid_create(m, (uint32_t)nr, &cp, why, why_len)))
@@ -94,7 +97,7 @@ int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_
 	{
 		struct raid_assemble_params ap = {
 			.nr_data = o->nr_data, .chunk_bytes = o->chunk_bytes, .block_bytes = block_bytes,
-			.volid = o->volid,
+			.volid = o->volid, .degraded = o->degraded,
 		};
 
 		if ((err = raid_assemble(m, (uint32_t)nr, &ap, &array, why, why_len)))
@@ -102,20 +105,33 @@ int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_
 	}
 	free(buf);
 	raid_get_info(array, &info);
+	if (o->no_bitmap && !o->create && info.bitmap_regions) {
+		snprintf(why, why_len, "bitmap=0 applies at create: this array has a write-intent "
+			 "bitmap, which every assembly keeps up to date");
+		raid_close(array);
+		return -EINVAL;
+	}
 	if (info.was_dirty) {
-		uint64_t fixed;
+		uint64_t stripes, fixed, unverifiable;
 		char u[37];
 
 		raid_uuid_str(info.array_uuid, u);
-		tlog(TLOG_WARN, "array %s (volid %" PRIu64 "): resynchronising parity of %" PRIu64
-		     " stripes after an unclean shutdown", u, info.volid, raid_nr_stripes(&info.geom));
-		if ((err = raid_resync_all(array, &fixed))) {
+		tlog(TLOG_WARN, "array %s (volid %" PRIu64 "): unclean shutdown: resynchronising the "
+		     "parity of %" PRIu64 " dirty regions (%s)", u, info.volid,
+		     info.bitmap_regions ? info.dirty_regions : raid_nr_stripes(&info.geom),
+		     info.bitmap_regions ? "write-intent bitmap" : "no bitmap: every stripe");
+		if ((err = raid_resync_dirty(array, &stripes, &fixed, &unverifiable))) {
 			snprintf(why, why_len, "parity resync after unclean shutdown failed: %s",
 				 strerror(-err));
 			raid_close(array);
 			return err;
 		}
-		tlog(TLOG_WARN, "array %s: parity resync done, %" PRIu64 " stripes repaired", u, fixed);
+		tlog(TLOG_WARN, "array %s: parity resync done: %" PRIu64 " stripes checked, %" PRIu64
+		     " repaired", u, stripes, fixed);
+		if (unverifiable)
+			tlog(TLOG_ERR, "array %s: %" PRIu64 " dirty stripes could not be resynchronised "
+			     "because a data member is failed (the write hole of a degraded array): data "
+			     "of the failed member there may be stale", u, unverifiable);
 	}
 	rv = calloc(1, sizeof(*rv));
 	if (!rv) {
@@ -130,7 +146,7 @@ int raidvol_open(const char *members, const struct raid_opts *o, uint32_t block_
 	return 0;
 fail:
 	for (int i = 0; i < nr; i++)
-		raid_member_close(m[i]);
+		raid_member_close(m[i]);   /* NULL-safe */
 	free(buf);
 	return err;
 }

@@ -11,6 +11,7 @@
 
 #include "target/tandem_lu.h"
 #include "cmdvol/cmddev.h"
+#include "cmdvol/raidops.h"
 #include "raid/raidvol.h"
 #include "raid/tlog.h"
 
@@ -113,13 +114,23 @@ static int raid_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size)
 	}
 	raid_get_info(raidvol_array(v), &info);
 	set_block_limits(lu, raid_stripe_bytes(&info.geom));
+	if (info.rebuild_member >= 0) {
+		int64_t id = raidops_start_rebuild(v);
+
+		if (id < 0)
+			tlog_lu(lu, TLOG_ERR, "the rebuild of member %d cannot resume: %s",
+				info.rebuild_member, strerror((int)-id));
+		else
+			tlog_lu(lu, TLOG_WARN, "rebuild of member %d resumed at stripe %" PRIu64
+				" as operation %" PRId64, info.rebuild_member, info.rebuild_pos, id);
+	}
 	{
 		char u[37];
 
 		raid_uuid_str(info.array_uuid, u);
 		tlog_lu(lu, TLOG_INFO, "raid volid %" PRIu64 ": %uD+1P chunk %u KiB block %u, %" PRIu64
-			" bytes, array %s%s", v->volid, info.geom.nr_data, info.geom.chunk_bytes / 1024,
-			v->block_bytes, v->size_bytes, u,
+			" bytes, array %s, %s%s", v->volid, info.geom.nr_data, info.geom.chunk_bytes / 1024,
+			v->block_bytes, v->size_bytes, u, raid_state_name(&info),
 			info.was_dirty ? " (was not shut down cleanly)" : "");
 	}
 	return 0;

@@ -1392,12 +1392,6 @@ int raid_rebuild_begin(struct raid_vol *v, uint32_t idx, struct raid_member *mem
 	v->sb.rebuild_member = idx + 1;
 	v->sb.rebuild_checkpoint = 0;
 	err = sb_commit(v);
-	if (!err && v->bm) {
-		pthread_mutex_lock(&v->bm_lock);
-		for (uint64_t b = 0; b < v->sb.bitmap_bytes / BITMAP_BLOCK_BYTES; b++)
-			bm_write_block(v, b, 0);
-		pthread_mutex_unlock(&v->bm_lock);
-	}
 	if (err) {
 		snprintf(why, why_len, "cannot record the rebuild in the superblocks: %s", strerror(-err));
 		v->m[idx] = prev;
@@ -1408,6 +1402,16 @@ int raid_rebuild_begin(struct raid_vol *v, uint32_t idx, struct raid_member *mem
 	tlog(TLOG_WARN, "volid %" PRIu64 ": rebuilding member %u onto %s (replacing %s)", v->sb.volid,
 	     idx, member->name, prev->name);
 	raid_member_close(prev);
+	pthread_mutex_unlock(&v->sb_lock);
+	/* the replacement gets the current bitmap too (outside sb_lock: a bitmap write error
+	 * marks a member failed, which takes sb_lock) */
+	if (v->bm) {
+		pthread_mutex_lock(&v->bm_lock);
+		for (uint64_t b = 0; b < v->sb.bitmap_bytes / BITMAP_BLOCK_BYTES; b++)
+			bm_write_block(v, b, 0);
+		pthread_mutex_unlock(&v->bm_lock);
+	}
+	return 0;
 out:
 	pthread_mutex_unlock(&v->sb_lock);
 	return err;

@@ -20,28 +20,52 @@ truncate -s 1G "$WORK/rdwr.img"
 lu_add b1 1 rdwr "$WORK/rdwr.img" ""
 lu_add b1 2 raid "$(members "$WORK/r3-" 4 $((1024 / 3 + 5))M)" "volid=2;layout=3D+1P;chunk_kib=64;create=1"
 lu_add b1 3 raid "$(members "$WORK/r4-" 5 $((1024 / 4 + 5))M)" "volid=3;layout=4D+1P;chunk_kib=64;create=1"
+# RAID resilience figures: the same 3D+1P without a write-intent bitmap, and one run degraded.
+lu_add b1 4 raid "$(members "$WORK/nb-" 4 $((1024 / 3 + 5))M)" "volid=4;layout=3D+1P;chunk_kib=64;create=1;bitmap=0"
+dg_list=$(members "$WORK/dg-" 4 $((1024 / 3 + 5))M)
+lu_add b1 5 raid "$dg_list" "volid=5;layout=3D+1P;chunk_kib=64;create=1"
 names=([1]="rdwr (1 file)" [2]="raid 3D+1P" [3]="raid 4D+1P")
 
 echo "tandem bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $RUNS runs x ${SECS}s, loopback iSCSI"
 echo "prefilling the LUs (sequential 1 MiB writes over the whole volume)..."
-for lun in 1 2 3; do
+for lun in 1 2 3 4 5; do
     url=$(device_url b1 $lun)
     blocks=$("$TIO" info "$url" | sed -n 's/^blocks=\([0-9]*\) .*/\1/p')
     "$TIO" load "$url" --rw write --bs 1m --qd 16 --ios $((blocks / 2048)) >/dev/null
 done
+# LUN 5 loses member 1: reassembled with degraded=1, every read of its chunks is reconstructed.
+lu_del b1 5
+rm -f "$WORK/dg-1"
+lu_add b1 5 raid "$dg_list" "volid=5;degraded=1"
 
-workloads=("seqwrite:write:1m:16" "seqread:read:1m:16" "randread:randread:4k:32" "randwrite:randwrite:4k:32")
+workloads=("seqwrite:write:1m:16" "seqread:read:1m:16" "randread:randread:4k:32" "randwrite:randwrite:4k:32"
+           "seqwr-opt:write:opt:16")
+# "opt": each LU's advertised optimal transfer length (Block Limits VPD: the full stripe), as the
+# largest multiple of it up to 1 MiB; for rdwr (no hint) 1 MiB.
+opt_bs() {
+    local info ob bb
+    info=$("$TIO" info "$(device_url b1 "$1")")
+    ob=$(sed -n 's/.*opt_xfer_blocks=\([0-9]*\).*/\1/p' <<<"$info")
+    bb=$(sed -n 's/.*block_bytes=\([0-9]*\).*/\1/p' <<<"$info")
+    if [ "${ob:-0}" -eq 0 ]; then echo 1048576; else echo $(( 1048576 / (ob * bb) * ob * bb )); fi
+}
 raw=$out_dir/runs.txt; : > "$raw"
 for ((r = 1; r <= RUNS; r++)); do
     for w in "${workloads[@]}"; do
         IFS=: read -r wname rw bs qd <<<"$w"
         for lun in 1 2 3; do
-            line=$("$TIO" load "$(device_url b1 $lun)" --rw "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --seed "$r")
+            b=$bs; [ "$bs" = opt ] && b=$(opt_bs $lun)
+            line=$("$TIO" load "$(device_url b1 $lun)" --rw "$rw" --bs "$b" --qd "$qd" --seconds "$SECS" --seed "$r")
             mbps=$(sed -n 's/.*MBps=\([0-9.]*\).*/\1/p' <<<"$line")
             iops=$(sed -n 's/.*IOPS=\([0-9.]*\).*/\1/p' <<<"$line")
             p99=$(sed -n 's/.*lat_p99_us=\([0-9.]*\).*/\1/p' <<<"$line")
             echo "$wname $lun $r $mbps $iops $p99" >> "$raw"
         done
+    done
+    for w in "randwrite:4:randwrite:4k:32" "seqread:5:read:1m:16" "randread:5:randread:4k:32"; do
+        IFS=: read -r wname lun rw bs qd <<<"$w"
+        line=$("$TIO" load "$(device_url b1 $lun)" --rw "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --seed "$r")
+        echo "$wname $lun $r $(sed -n 's/.*MBps=\([0-9.]*\).*/\1/p' <<<"$line") $(sed -n 's/.*IOPS=\([0-9.]*\).*/\1/p' <<<"$line") $(sed -n 's/.*lat_p99_us=\([0-9.]*\).*/\1/p' <<<"$line")" >> "$raw"
     done
     echo "run $r of $RUNS done"
 done
@@ -58,10 +82,24 @@ table=$out_dir/latest.txt
     for w in "${workloads[@]}"; do
         IFS=: read -r wname rw bs qd <<<"$w"
         case $wname in seq*) col=4; unit="MB/s";; *) col=5; unit="IOPS";; esac
+        [ "$bs" = opt ] && bs="stripe*k"
         b=$(fig "$wname" 1 $col); r3=$(fig "$wname" 2 $col); r4=$(fig "$wname" 3 $col)
         printf '%-10s %-12s %14s %14s %6.2fx %14s %6.2fx\n' "$wname" "$unit ($bs QD$qd)" "$b" "$r3" \
             "$(echo "$r3 / $b" | bc -l)" "$r4" "$(echo "$r4 / $b" | bc -l)"
     done
+    echo
+    echo "seqwr-opt: transfers of the largest multiple of each LU's optimal transfer length (the"
+    echo "full stripe, from the Block Limits VPD) up to 1 MiB: 3D+1P 960 KiB, 4D+1P 1 MiB, rdwr 1 MiB."
+    echo
+    echo "## RAID resilience (3D+1P, chunk 64 KiB; same runs)"
+    rw_on=$(fig randwrite 2 5); rw_off=$(fig randwrite 4 5)
+    printf '%-44s %12s %12s %8s\n' figure measured baseline ratio
+    printf '%-44s %12s %12s %7.2fx\n' "randwrite 4k QD32 IOPS, bitmap on vs bitmap=0" "$rw_on" "$rw_off" "$(echo "$rw_on / $rw_off" | bc -l)"
+    printf '%-44s %12s\n' "  write-intent bitmap cost" "$(echo "(1 - $rw_on / $rw_off) * 100" | bc -l | xargs printf '%.1f %%')"
+    sr_h=$(fig seqread 2 4); sr_d=$(fig seqread 5 4)
+    printf '%-44s %12s %12s %7.2fx\n' "seqread 1m QD16 MB/s, degraded vs healthy" "$sr_d" "$sr_h" "$(echo "$sr_d / $sr_h" | bc -l)"
+    rr_h=$(fig randread 2 5); rr_d=$(fig randread 5 5)
+    printf '%-44s %12s %12s %7.2fx\n' "randread 4k QD32 IOPS, degraded vs healthy" "$rr_d" "$rr_h" "$(echo "$rr_d / $rr_h" | bc -l)"
     echo
     echo "## p99 latency, microseconds (median)"
     for w in "${workloads[@]}"; do

@@ -23,6 +23,7 @@ struct result_entry {
 	char *text;
 	size_t len;
 	time_t created;
+	uint64_t ticket;                /* execution order of the command that made it */
 };
 
 struct cmddev {
@@ -33,8 +34,10 @@ struct cmddev {
 	size_t key_len;
 	struct timespec t0;
 	pthread_mutex_t exec_lock;          /* one command at a time */
+	uint64_t exec_ticket;               /* protected by exec_lock */
 	pthread_mutex_t res_lock;
 	struct result_entry res[CMDDEV_MAX_RESULTS];  /* protected by res_lock */
+	int reserved;                       /* commands admitted, result not stored yet; res_lock */
 };
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -367,8 +370,8 @@ static void run_block(struct cmddev *cd, uint64_t nexus, const void *blk, size_t
 	}
 }
 
-int cmddev_execute(struct cmddev *cd, uint64_t nexus, const void *block, size_t len,
-		   char **result, size_t *result_len)
+static int execute(struct cmddev *cd, uint64_t nexus, const void *block, size_t len,
+		   char **result, size_t *result_len, uint64_t *ticket)
 {
 	struct cmdblock cb;
 	struct cb_result res;
@@ -378,6 +381,7 @@ int cmddev_execute(struct cmddev *cd, uint64_t nexus, const void *block, size_t 
 	*result = NULL;
 	*result_len = 0;
 	pthread_mutex_lock(&cd->exec_lock);
+	*ticket = ++cd->exec_ticket;
 	run_block(cd, nexus, block, len, &cb, &res, &parsed);
 	pthread_mutex_unlock(&cd->exec_lock);
 	if (parsed == -ENODATA)
@@ -412,6 +416,14 @@ int cmddev_execute(struct cmddev *cd, uint64_t nexus, const void *block, size_t 
 	return 0;
 }
 
+int cmddev_execute(struct cmddev *cd, uint64_t nexus, const void *block, size_t len,
+		   char **result, size_t *result_len)
+{
+	uint64_t ticket;
+
+	return execute(cd, nexus, block, len, result, result_len, &ticket);
+}
+
 /* Find the result of (slot, nexus); res_lock held. */
 static struct result_entry *res_find(struct cmddev *cd, uint32_t slot, uint64_t nexus)
 {
@@ -427,25 +439,60 @@ static void res_drop(struct result_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-/* A free entry, dropping expired results if needed; res_lock held. */
-static struct result_entry *res_alloc(struct cmddev *cd)
+/* Entries in use. res_lock held. */
+static int res_count(struct cmddev *cd)
+{
+	int n = 0;
+
+	for (int i = 0; i < CMDDEV_MAX_RESULTS; i++)
+		n += cd->res[i].used;
+	return n;
+}
+
+/* Drop results unread for longer than the TTL; res_lock held. */
+static void res_expire(struct cmddev *cd)
 {
 	time_t now = time(NULL);
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (int i = 0; i < CMDDEV_MAX_RESULTS; i++) {
-			if (!cd->res[i].used)
-				return &cd->res[i];
-			if (pass == 1 && now - cd->res[i].created > CMDDEV_RESULT_TTL_S) {
-				tlog(TLOG_INFO, "command device: dropping the unread result of nexus %"
-				     PRIu64 " in slot %u (older than %d s)", cd->res[i].nexus,
-				     cd->res[i].slot, CMDDEV_RESULT_TTL_S);
-				res_drop(&cd->res[i]);
-				return &cd->res[i];
-			}
+	for (int i = 0; i < CMDDEV_MAX_RESULTS; i++) {
+		if (cd->res[i].used && now - cd->res[i].created > CMDDEV_RESULT_TTL_S) {
+			tlog(TLOG_INFO, "command device: dropping the unread result of nexus %" PRIu64
+			     " in slot %u (older than %d s)", cd->res[i].nexus, cd->res[i].slot,
+			     CMDDEV_RESULT_TTL_S);
+			res_drop(&cd->res[i]);
 		}
 	}
-	return NULL;
+}
+
+/* Keep `text` as the result of (slot, nexus) unless a command executed later already left one
+ * there: the result of the command that ran last wins. A reservation is held. res_lock held. */
+static void res_store(struct cmddev *cd, uint32_t slot, uint64_t nexus, char *text, size_t len,
+		      uint64_t ticket)
+{
+	struct result_entry *e = res_find(cd, slot, nexus);
+
+	if (e && e->ticket > ticket) {
+		free(text);
+		return;
+	}
+	if (e) {
+		free(e->text);
+	} else {
+		for (int i = 0; i < CMDDEV_MAX_RESULTS && !e; i++)
+			if (!cd->res[i].used)
+				e = &cd->res[i];
+		if (!e) {          /* cannot happen: the reservation guaranteed room */
+			free(text);
+			return;
+		}
+	}
+	e->used = 1;
+	e->slot = slot;
+	e->nexus = nexus;
+	e->text = text;
+	e->len = len;
+	e->created = time(NULL);
+	e->ticket = ticket;
 }
 
 int cmddev_write(struct cmddev *cd, uint64_t nexus, uint64_t off, const void *buf, uint64_t len)
@@ -463,44 +510,41 @@ int cmddev_write(struct cmddev *cd, uint64_t nexus, uint64_t off, const void *bu
 			struct result_entry *e;
 			char *text;
 			size_t tlen;
+			uint64_t ticket;
 			int err;
 
-			/* Reserve the result entry first: a command never runs without room for its
-			 * result. A new command replaces this host's old result in the slot. */
 			/* Data that is not a command block (zeros, a partition table) touches nothing. */
 			if (n < 3 || memcmp(p, "TDM", 3)) {
 				tlog(TLOG_DEBUG, "command device: slot %u: not a command block, ignored", slot);
 				goto next;
 			}
+			/* Admit the command only with room for its result; a new command replaces this
+			 * host's unread result in the slot. */
 			pthread_mutex_lock(&cd->res_lock);
-			e = res_find(cd, slot, nexus);
-			if (e)
+			if ((e = res_find(cd, slot, nexus)))
 				res_drop(e);
-			e = res_alloc(cd);
-			if (!e) {
+			if (res_count(cd) + cd->reserved >= CMDDEV_MAX_RESULTS)
+				res_expire(cd);
+			if (res_count(cd) + cd->reserved >= CMDDEV_MAX_RESULTS) {
 				pthread_mutex_unlock(&cd->res_lock);
 				tlog(TLOG_WARN, "command device: %d unread results: answering BUSY to nexus %"
 				     PRIu64, CMDDEV_MAX_RESULTS, nexus);
 				return -EBUSY;
 			}
-			e->used = 1;
-			e->slot = slot;
-			e->nexus = nexus;
-			e->created = time(NULL);
+			cd->reserved++;
 			pthread_mutex_unlock(&cd->res_lock);
-			err = cmddev_execute(cd, nexus, p, (size_t)(n < CB_MAX_BYTES + 1 ? n : CB_MAX_BYTES + 1),
-					     &text, &tlen);
+			err = execute(cd, nexus, p, (size_t)(n < CB_MAX_BYTES + 1 ? n : CB_MAX_BYTES + 1),
+				      &text, &tlen, &ticket);
 			pthread_mutex_lock(&cd->res_lock);
+			cd->reserved--;
 			if (err == 0 && text) {
-				/* Two commands of one host raced in this slot: the later result wins. */
-				for (int i = 0; i < CMDDEV_MAX_RESULTS; i++)
-					if (&cd->res[i] != e && cd->res[i].used && cd->res[i].slot == slot &&
-					    cd->res[i].nexus == nexus)
-						res_drop(&cd->res[i]);
-				e->text = text;
-				e->len = tlen;
-			} else {
-				res_drop(e);
+				res_store(cd, slot, nexus, text, tlen, ticket);
+			} else if (err == 0) {
+				/* edit=0 done: the command area is cleared, unless a later command's
+				 * result is already there */
+				e = res_find(cd, slot, nexus);
+				if (e && e->ticket < ticket)
+					res_drop(e);
 			}
 			pthread_mutex_unlock(&cd->res_lock);
 			if (err && err != -ENODATA)

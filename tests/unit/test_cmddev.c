@@ -495,7 +495,7 @@ START_TEST(test_cmd_volumes)
 	ck_assert_str_eq(field(l, "layout", buf, sizeof(buf)), "2D+1P");
 	ck_assert_str_eq(field(l, "size_bytes", buf, sizeof(buf)), "2097152");
 	ck_assert_str_eq(field(l, "block_bytes", buf, sizeof(buf)), "512");
-	ck_assert_str_eq(field(l, "state", buf, sizeof(buf)), "online");
+	ck_assert_str_eq(field(l, "state", buf, sizeof(buf)), "optimal");
 	l = line_of(&rp, "vol volid=100 ");
 	ck_assert_str_eq(field(l, "type", buf, sizeof(buf)), "cmddev");
 	ck_assert_str_eq(field(l, "size_bytes", buf, sizeof(buf)), "4194304");
@@ -733,7 +733,7 @@ START_TEST(test_cmd_raid_check)
 	ck_assert_str_ne(id2, id);
 	wait_op(e.cd, id2, state, sizeof(state), result, sizeof(result));
 	ck_assert_str_eq(state, "failed");
-	ck_assert_msg(strstr(result, "1 of 16 stripes have parity mismatches") != NULL, "result: %s",
+	ck_assert_msg(strstr(result, "1 of 16 stripes had parity mismatches") != NULL, "result: %s",
 		      result);
 	ck_assert_ptr_nonnull(strstr(result, "stripe 3"));
 	env_done(&e);

@@ -58,7 +58,7 @@ static void usage(FILE *f)
 "Options:\n"
 "  -d, --device PATH|URL   the command device: /dev/sdX, or iscsi://HOST:PORT/IQN/LUN\n"
 "                          (default: $TANDEM_DEVICE)\n"
-"  -s, --slot N            command slot (default: process id modulo 16)\n"
+"  -s, --slot N            command slot (default: 1 + process id modulo 15)\n"
 "  -k, --key-file FILE     sign blocks with this key (default: $TANDEM_KEY_FILE)\n"
 "      --host NAME         host name in signed blocks (default: hostname)\n"
 "  -j, --json              machine-readable output\n"
@@ -283,7 +283,10 @@ static int session_open(struct g *g, struct session *s)
 	for (char *p = s->c.host; *p; p++)
 		if (!isalnum((unsigned char)*p) && !strchr("_.:/@+,;%=-", *p))
 			*p = '_';
-	s->c.slot = g->slot >= 0 ? (uint32_t)g->slot : (uint32_t)getpid() % CMDDEV_DEFAULT_SLOTS;
+	/* default: slots 1..15 by process id; slot 0 (LBA 0) is where partition scanners and
+	 * udev's blkid read, and such a read by this host would consume our result */
+	s->c.slot = g->slot >= 0 ? (uint32_t)g->slot :
+		    1 + (uint32_t)getpid() % (CMDDEV_DEFAULT_SLOTS - 1);
 	err = cdt_open(g->device, g->initiator, g->timeout_s, &s->c.t, why, sizeof(why));
 	if (err) {
 		fprintf(stderr, "tandemctl: %s\n", why);

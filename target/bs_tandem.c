@@ -87,6 +87,9 @@ int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *s
 		*fd = pfd[0];
 	}
 	lu->blk_shift = (unsigned)__builtin_ctz(v->block_bytes);
+	/* INQUIRY product id per type: udev rules and admins can tell tandem LUs apart */
+	snprintf(lu->attrs.product_id, sizeof(lu->attrs.product_id), "TANDEM-%s",
+		 !strcmp(v->type, "cmddev") ? "CMDDEV" : !strcmp(v->type, "vvol") ? "VVOL" : "RAID");
 	*size = v->size_bytes;
 	TANDEM_LU(lu)->vol = v;
 	return 0;
@@ -152,6 +155,7 @@ static void tandem_close(struct scsi_lu *lu)
 			vol_put(t->vol);
 		t->vol = NULL;
 		t->cmddev = NULL;
+		t->vvol = NULL;
 	}
 	if (lu->fd >= 0)
 		close(lu->fd);
@@ -161,6 +165,16 @@ static struct backingstore_template cmddev_bst = {
 	.bs_name = "cmddev",
 	.bs_datasize = sizeof(struct bs_thread_info) + sizeof(struct tandem_lu),
 	.bs_open = tandem_cmddev_open,
+	.bs_close = tandem_close,
+	.bs_init = tandem_init,
+	.bs_exit = tandem_exit,
+	.bs_cmd_submit = bs_thread_cmd_submit,
+};
+
+static struct backingstore_template vvol_bst = {
+	.bs_name = "vvol",
+	.bs_datasize = sizeof(struct bs_thread_info) + sizeof(struct tandem_lu),
+	.bs_open = tandem_vvol_open,
 	.bs_close = tandem_close,
 	.bs_init = tandem_init,
 	.bs_exit = tandem_exit,
@@ -200,8 +214,8 @@ static void register_all(void)
 		return;
 	}
 	static unsigned char cmddev_ops[] = {
-		ALLOW_MEDIUM_REMOVAL, INQUIRY, MODE_SELECT, MODE_SELECT_10, MODE_SENSE, MODE_SENSE_10,
-		PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, PRE_FETCH_10, PRE_FETCH_16, READ_10,
+		ALLOW_MEDIUM_REMOVAL, INQUIRY, MAINT_PROTOCOL_IN, MODE_SELECT, MODE_SELECT_10,
+		MODE_SENSE, MODE_SENSE_10, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, PRE_FETCH_10, PRE_FETCH_16, READ_10,
 		READ_12, READ_16, READ_6, READ_CAPACITY, RELEASE, REPORT_LUNS, REQUEST_SENSE, RESERVE,
 		SEND_DIAGNOSTIC, SERVICE_ACTION_IN, START_STOP, SYNCHRONIZE_CACHE, SYNCHRONIZE_CACHE_16,
 		TEST_UNIT_READY, WRITE_10, WRITE_12, WRITE_16, WRITE_6,
@@ -212,6 +226,8 @@ static void register_all(void)
 	register_backingstore_template(&raid_bst);
 	bs_create_opcode_map(&cmddev_bst, cmddev_ops, sizeof(cmddev_ops));
 	register_backingstore_template(&cmddev_bst);
+	bs_create_opcode_map(&vvol_bst, sbc_ops, sizeof(sbc_ops));
+	register_backingstore_template(&vvol_bst);
 }
 
 /* tgtd's module loader. */

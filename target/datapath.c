@@ -6,6 +6,7 @@
 
 #include "target/tandem_lu.h"
 #include "raid/tlog.h"
+#include "replication/vvol.h"
 
 #define BATCH_BYTES (1u << 20)
 
@@ -146,6 +147,8 @@ void tandem_request(struct scsi_cmd *cmd)
 		tandem_cmddev_request(cmd, t->cmddev);
 		return;
 	}
+	if (t->vvol && vvol_is_cmddev(t->vvol) && tandem_vvol_cmddev_request(cmd, t->vvol))
+		return;
 	switch (cmd->scb[0]) {
 	case READ_6:
 	case READ_10:

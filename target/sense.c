@@ -22,6 +22,10 @@ static const struct sense_map sense_table[] = {
 	{ EIO,        MEDIUM_ERROR,    ASC_READ_ERROR,            ASC_WRITE_ERROR },
 	{ ENODEV,     NOT_READY,       ASC_LOGICAL_UNIT_NOT_CONFIG, ASC_LOGICAL_UNIT_NOT_CONFIG },
 	{ EAGAIN,     NOT_READY,       ASC_BECOMING_READY,        ASC_BECOMING_READY },
+	/* a virtual volume's peer is down: LOGICAL UNIT COMMUNICATION FAILURE */
+	{ ENOTCONN,   NOT_READY,       0x0800,                    0x0800 },
+	{ ETIMEDOUT,  NOT_READY,       0x0801,                    0x0801 },
+	{ EBUSY,      NOT_READY,       ASC_BECOMING_READY,        ASC_BECOMING_READY },
 	{ ENOMEM,     HARDWARE_ERROR,  ASC_INTERNAL_TGT_FAILURE,  ASC_INTERNAL_TGT_FAILURE },
 };
 

@@ -8,10 +8,12 @@
 #include "raid/vol.h"
 
 struct cmddev;
+struct vvol;
 
 struct tandem_lu {
 	struct vol *vol;           /* set by bs_open, dropped by bs_close */
 	struct cmddev *cmddev;     /* bstype cmddev: the command device behind vol */
+	struct vvol *vvol;         /* bstype vvol */
 	char *bsopts;              /* copy of --bsopts, parsed again by bs_open */
 	pthread_mutex_t caw_lock;  /* serialises COMPARE AND WRITE of this LU */
 };
@@ -31,6 +33,9 @@ void tandem_cmddev_request(struct scsi_cmd *cmd, struct cmddev *cd);
 int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *size);
 /* cmddev_lu.c: bs_open of bstype cmddev. */
 int tandem_cmddev_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size);
+/* vvol_lu.c: bs_open of bstype vvol; the nexus-aware path of kind=cmddev (1 = handled). */
+int tandem_vvol_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size);
+int tandem_vvol_cmddev_request(struct scsi_cmd *cmd, struct vvol *vv);
 /* Log lines of the libraries and of target/ go to tgtd's log. */
 void tandem_log_init(void);
 #define tlog_lu(lu, lvl, fmt, ...) \

@@ -1,0 +1,138 @@
+#include "replication/vvol.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raid/opts.h"
+#include "raid/tlog.h"
+
+struct vvol {
+	struct vol vol;
+	struct peer *peer;
+	int cmddev;
+};
+
+int vvol_opts_parse(const char *s, struct vvol_opts *o, char *why, size_t why_len)
+{
+	static const char *const known[] = { "volid", "kind", "timeout_s", "sessions", NULL };
+	struct opts kv;
+	const char *v;
+	uint64_t x;
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_s = 5;
+	o->sessions = 4;
+	if ((err = opts_split(s, known, &kv, why, why_len)))
+		return err;
+	if (!(v = opts_get(&kv, "volid"))) {
+		snprintf(why, why_len, "bsopts: volid= is required");
+		return -EINVAL;
+	}
+	if ((err = opts_u64("volid", v, 1, UINT32_MAX, &o->volid, why, why_len)))
+		return err;
+	if ((v = opts_get(&kv, "kind"))) {
+		if (!strcmp(v, "cmddev"))
+			o->cmddev = 1;
+		else if (strcmp(v, "data")) {
+			snprintf(why, why_len, "bsopts: kind='%s': expected data or cmddev", v);
+			return -EINVAL;
+		}
+	}
+	if ((v = opts_get(&kv, "timeout_s"))) {
+		if ((err = opts_u64("timeout_s", v, 1, 120, &x, why, why_len)))
+			return err;
+		o->timeout_s = (int)x;
+	}
+	if ((v = opts_get(&kv, "sessions"))) {
+		if ((err = opts_u64("sessions", v, 1, 16, &x, why, why_len)))
+			return err;
+		o->sessions = (int)x;
+	}
+	return 0;
+}
+
+static int vv_read(struct vol *v, void *buf, uint64_t off, uint64_t len)
+{
+	return vvol_read(v->impl, 0, buf, off, len);
+}
+
+static int vv_write(struct vol *v, const void *buf, uint64_t off, uint64_t len)
+{
+	return vvol_write(v->impl, 0, buf, off, len);
+}
+
+static int vv_flush(struct vol *v)
+{
+	return peer_flush(((struct vvol *)v->impl)->peer, 0);
+}
+
+static void vv_destroy(struct vol *v)
+{
+	struct vvol *vv = v->impl;
+
+	peer_close(vv->peer);
+	free(vv);
+}
+
+static const struct vol_ops vvol_ops = {
+	.read = vv_read, .write = vv_write, .flush = vv_flush, .destroy = vv_destroy,
+};
+
+struct vvol *vvol_of(struct vol *v) { return v->ops == &vvol_ops ? v->impl : NULL; }
+int vvol_is_cmddev(struct vvol *vv) { return vv->cmddev; }
+struct peer *vvol_peer(struct vvol *vv) { return vv->peer; }
+
+int vvol_read(struct vvol *vv, uint64_t key, void *buf, uint64_t off, uint64_t len)
+{
+	return peer_read(vv->peer, vv->cmddev ? key : 0, buf, off, len);
+}
+
+int vvol_write(struct vvol *vv, uint64_t key, const void *buf, uint64_t off, uint64_t len)
+{
+	return peer_write(vv->peer, vv->cmddev ? key : 0, buf, off, len, 0);
+}
+
+int vvol_open(const char *url, const struct vvol_opts *o, const char *initiator,
+	      uint64_t known_size_bytes, uint32_t known_block_bytes, struct vol **out, char *why,
+	      size_t why_len)
+{
+	struct peer_opts po = { .url = url, .initiator = initiator, .timeout_s = o->timeout_s,
+				.sessions = o->sessions, .per_key = o->cmddev };
+	struct vvol *vv;
+	struct peer *p;
+	struct peer_stats st;
+	uint64_t size = 0;
+	uint32_t block = 0;
+	int err;
+
+	if ((err = peer_open(&po, &p, why, why_len)))
+		return err;
+	err = peer_capacity(p, &size, &block);
+	if (err) {
+		peer_get_stats(p, &st);
+		if (!known_size_bytes || !known_block_bytes) {
+			snprintf(why, why_len, "peer %s cannot be reached (%s) and the LUN map has no "
+				 "record of volid %" PRIu64 "'s size", url, st.last_error, o->volid);
+			peer_close(p);
+			return err;
+		}
+		size = known_size_bytes;
+		block = known_block_bytes;
+		tlog(TLOG_WARN, "vvol volid %" PRIu64 ": peer %s is down (%s); serving NOT READY until "
+		     "it returns (size from the LUN map)", o->volid, url, st.last_error);
+	}
+	vv = calloc(1, sizeof(*vv));
+	if (!vv) {
+		peer_close(p);
+		return -ENOMEM;
+	}
+	vv->peer = p;
+	vv->cmddev = o->cmddev;
+	vol_init(&vv->vol, "vvol", o->volid, size, block, &vvol_ops, vv);
+	*out = &vv->vol;
+	return 0;
+}

@@ -12,6 +12,7 @@
 #include "cmdvol/ops.h"
 #include "cmdvol/raidops.h"
 #include "raid/raidvol.h"
+#include "replication/vvol.h"
 
 #define TANDEM_VERSION "0.1"
 
@@ -388,6 +389,39 @@ static int c_raid_check(struct exec_ctx *x)
 	return CB_RUNNING;
 }
 
+/* lunmap-show: the LUN map (seed 004 Fig. 3) with each virtual volume's peer state. */
+static void lunmap_line(const char *line, void *arg)
+{
+	struct cb_result *res = arg;
+	char volid[32], url[700], kind[16], size[32];
+	struct peer_stats st = { 0 };
+	struct vol *v = NULL;
+	char err[600];
+
+	if (!tbl_get(line, "volid", volid, sizeof(volid)))
+		return;
+	v = vol_lookup(strtoull(volid, NULL, 10));
+	if (v && vvol_of(v))
+		peer_get_stats(vvol_peer(vvol_of(v)), &st);
+	cb_pct_encode(st.last_error[0] ? st.last_error : "-", err, sizeof(err));
+	res_line(res, "lunmap volid=%s url=%s kind=%s size_bytes=%s open=%s sessions_connected=%d "
+		 "reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64 " connects=%" PRIu64
+		 " last_error=%s", volid, tbl_get(line, "url", url, sizeof(url)) ? url : "-",
+		 tbl_get(line, "kind", kind, sizeof(kind)) ? kind : "-",
+		 tbl_get(line, "size_bytes", size, sizeof(size)) ? size : "-",
+		 v && vvol_of(v) ? "yes" : "no", st.connected, st.reads, st.writes, st.errors,
+		 st.connects, err);
+	if (v)
+		vol_put(v);
+}
+
+static int c_lunmap_show(struct exec_ctx *x)
+{
+	tables_each(x->tables, "lunmap", lunmap_line, x->res);
+	res_status(x->res, CB_OK, "%d virtual volumes in the LUN map", x->res->body_lines);
+	return CB_OK;
+}
+
 /* raid-rebuild: reconstruct a replacement member in the background. */
 static int raid_rebuild_work(struct op *op, void *arg)
 {
@@ -583,6 +617,7 @@ const struct command commands[] = {
 	{ 11, "help", "", c_help, "the commands" },
 	{ 12, "raid-rebuild", "volid member path", c_raid_rebuild,
 	  "rebuild a failed member onto a replacement (long operation)" },
+	{ 13, "lunmap-show", "", c_lunmap_show, "virtual volumes and their peers (the LUN map)" },
 #ifdef TANDEM_FAULT_INJECTION
 	{ 90, "raid-fault", "volid member op mode [n] [ppm] [seed]", c_raid_fault,
 	  "test builds: inject member faults" },

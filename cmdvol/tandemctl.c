@@ -21,6 +21,7 @@ int tandemctl_offline(int argc, char **argv);
 
 struct g {
 	const char *device;
+	const char *via;
 	const char *key_file;
 	const char *host;
 	const char *initiator;
@@ -48,6 +49,7 @@ static void usage(FILE *f)
 "  raid rebuild VOLID MEMBER PATH [--wait]   rebuild failed member MEMBER onto PATH\n"
 "  op status ID [--wait]       progress of a long operation\n"
 "  op list                     every operation since the device started\n"
+"  lunmap show                 virtual volumes, their peers and the peers' state\n"
 "  commands                    the commands the device knows (protocol 'help')\n"
 "  call COMMAND [KEY=VALUE]... send any protocol command, print its result\n"
 "  encode COMMAND [KEY=VALUE]...  write the 512-byte block to stdout, for dd\n"
@@ -58,6 +60,9 @@ static void usage(FILE *f)
 "Options:\n"
 "  -d, --device PATH|URL   the command device: /dev/sdX, or iscsi://HOST:PORT/IQN/LUN\n"
 "                          (default: $TANDEM_DEVICE)\n"
+"  -V, --via NAME          talk to device NAME through DEVICE: look NAME up in DEVICE's\n"
+"                          command-device table and use that LUN (a vvol to NAME's command\n"
+"                          device); DEVICE must be an iscsi:// URL or /dev/disk/by-path/...-lun-N\n"
 "  -s, --slot N            command slot (default: 1 + process id modulo 15)\n"
 "  -k, --key-file FILE     sign blocks with this key (default: $TANDEM_KEY_FILE)\n"
 "      --host NAME         host name in signed blocks (default: hostname)\n"
@@ -258,10 +263,64 @@ struct session {
 	int open;
 };
 
+static int session_open(struct g *g, struct session *s);
+static void session_close(struct session *s);
+
+/* --via: the command-device table of g->device names the LUN of NAME's command device. */
+static int resolve_via(struct g *g, char *out, size_t out_len)
+{
+	struct g g0 = *g;
+	struct session s;
+	struct cb_reply r;
+	char why[512], dev[80], lun[32];
+	const char *slash;
+	int rc, found = 0;
+
+	g0.via = NULL;
+	if ((rc = session_open(&g0, &s)))
+		return rc;
+	rc = cd_call(&s.c, "cmddev-show", NULL, 0, &r, why, sizeof(why));
+	session_close(&s);
+	if (rc) {
+		fprintf(stderr, "tandemctl: --via: %s\n", why);
+		return rc == -EPROTO ? EX_PROTOCOL : EX_UNREACHABLE;
+	}
+	for (int i = 0; i < r.nlines && !found; i++)
+		if (cb_rec_get(r.lines[i], "device", dev, sizeof(dev)) && !strcmp(dev, g->via) &&
+		    cb_rec_get(r.lines[i], "lun", lun, sizeof(lun)))
+			found = 1;
+	cb_reply_free(&r);
+	if (!found) {
+		fprintf(stderr, "tandemctl: --via %s: %s's command-device table has no entry for %s "
+			"(tandemctl -d %s cmddev show)\n", g->via, g->device, g->via, g->device);
+		return EX_FAILED;
+	}
+	if (!strncmp(g->device, "iscsi://", 8) && (slash = strrchr(g->device, '/'))) {
+		snprintf(out, out_len, "%.*s/%s", (int)(slash - g->device), g->device, lun);
+	} else if ((slash = strstr(g->device, "-lun-"))) {
+		snprintf(out, out_len, "%.*s-lun-%s", (int)(slash - g->device), g->device, lun);
+	} else {
+		fprintf(stderr, "tandemctl: --via needs -d as an iscsi:// URL or a "
+			"/dev/disk/by-path/...-lun-N path, to address LUN %s of the same target\n", lun);
+		return EX_USAGE;
+	}
+	return EX_OK;
+}
+
 static int session_open(struct g *g, struct session *s)
 {
-	char why[512];
+	char why[512], via_dev[600];
 	int err;
+
+	if (g->via) {
+		struct g g1 = *g;
+
+		if ((err = resolve_via(g, via_dev, sizeof(via_dev))))
+			return err;
+		g1.device = via_dev;
+		g1.via = NULL;
+		return session_open(&g1, s);
+	}
 
 	memset(s, 0, sizeof(*s));
 	if (!g->device) {
@@ -428,6 +487,7 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "device", required_argument, 0, 'd' }, { "slot", required_argument, 0, 's' },
+		{ "via", required_argument, 0, 'V' },
 		{ "key-file", required_argument, 0, 'k' }, { "host", required_argument, 0, 'H' },
 		{ "json", no_argument, 0, 'j' }, { "initiator", required_argument, 0, 'i' },
 		{ "timeout", required_argument, 0, 't' }, { "wait", no_argument, 0, 'w' },
@@ -445,9 +505,10 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "raid") &&
 	    (!strcmp(argv[2], "create") || !strcmp(argv[2], "examine") || !strcmp(argv[2], "check")))
 		return tandemctl_offline(argc, argv);
-	while ((c = getopt_long(argc, argv, "+d:s:k:jwi:t:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+d:s:k:jwi:t:hV:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': g.device = optarg; break;
+		case 'V': g.via = optarg; break;
 		case 's':
 			g.slot = atoi(optarg);
 			if (g.slot < 0 || g.slot >= (int)CMDDEV_MAX_SLOTS || !isdigit((unsigned char)*optarg)) {
@@ -559,6 +620,8 @@ int main(int argc, char **argv)
 		});
 		session_close(&s);
 		return rc;
+	} else if (W(0, "lunmap") && W(1, "show")) {
+		cmd = "lunmap-show";
 	} else if (W(0, "op") && W(1, "list")) {
 		cmd = "op-list";
 	} else if (W(0, "commands")) {

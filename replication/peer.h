@@ -16,7 +16,7 @@ struct peer_opts {
 	const char *url;            /* iscsi://[user%password@]host[:port]/iqn/lun */
 	const char *initiator;      /* our initiator name */
 	int timeout_s;              /* per call (default 5) */
-	int sessions;               /* pooled sessions (default 4, max 16) */
+	int sessions;               /* pooled sessions (default 4, max 16; vvols use 16) */
 	int per_key;                /* sessions per caller key (remote command devices) */
 };
 

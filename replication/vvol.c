@@ -25,7 +25,7 @@ int vvol_opts_parse(const char *s, struct vvol_opts *o, char *why, size_t why_le
 
 	memset(o, 0, sizeof(*o));
 	o->timeout_s = 5;
-	o->sessions = 4;
+	o->sessions = 16;
 	if ((err = opts_split(s, known, &kv, why, why_len)))
 		return err;
 	if (!(v = opts_get(&kv, "volid"))) {

@@ -25,11 +25,16 @@ lu_add b1 4 raid "$(members "$WORK/nb-" 4 $((1024 / 3 + 5))M)" "volid=4;layout=3
 dg_list=$(members "$WORK/dg-" 4 $((1024 / 3 + 5))M)
 lu_add b1 5 raid "$dg_list" "volid=5;layout=3D+1P;chunk_kib=64;create=1"
 names=([1]="rdwr (1 file)" [2]="raid 3D+1P" [3]="raid 4D+1P")
+# Virtual volume: device 2 (127.0.0.3) serves a rdwr LU; LUN 6 on device 1 forwards to it.
+device_start b2 127.0.0.3
+truncate -s 512M "$WORK/peer.img"
+lu_add b2 1 rdwr "$WORK/peer.img" ""
+lu_add b1 6 vvol "$(device_url b2 1)" "volid=6"
 
 echo "tandem bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $RUNS runs x ${SECS}s, loopback iSCSI"
 echo "prefilling the LUs (sequential 1 MiB writes over the whole volume)..."
-for lun in 1 2 3 4 5; do
-    url=$(device_url b1 $lun)
+for url in $(device_url b1 1) $(device_url b1 2) $(device_url b1 3) $(device_url b1 4) \
+           $(device_url b1 5) $(device_url b2 1); do
     blocks=$("$TIO" info "$url" | sed -n 's/^blocks=\([0-9]*\) .*/\1/p')
     "$TIO" load "$url" --rw write --bs 1m --qd 16 --ios $((blocks / 2048)) >/dev/null
 done
@@ -62,9 +67,13 @@ for ((r = 1; r <= RUNS; r++)); do
             echo "$wname $lun $r $mbps $iops $p99" >> "$raw"
         done
     done
-    for w in "randwrite:4:randwrite:4k:32" "seqread:5:read:1m:16" "randread:5:randread:4k:32"; do
+    for w in "randwrite:4:randwrite:4k:32" "seqread:5:read:1m:16" "randread:5:randread:4k:32" \
+             "v-seqwrite:6:write:1m:16" "v-seqwrite:7:write:1m:16" "v-seqread:6:read:1m:16" \
+             "v-seqread:7:read:1m:16" "v-randread:6:randread:4k:32" "v-randread:7:randread:4k:32" \
+             "v-randwrite:6:randwrite:4k:32" "v-randwrite:7:randwrite:4k:32"; do
         IFS=: read -r wname lun rw bs qd <<<"$w"
-        line=$("$TIO" load "$(device_url b1 $lun)" --rw "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --seed "$r")
+        url=$(device_url b1 $lun); [ "$lun" = 7 ] && url=$(device_url b2 1)   # 7: device 2 directly
+        line=$("$TIO" load "$url" --rw "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --seed "$r")
         echo "$wname $lun $r $(sed -n 's/.*MBps=\([0-9.]*\).*/\1/p' <<<"$line") $(sed -n 's/.*IOPS=\([0-9.]*\).*/\1/p' <<<"$line") $(sed -n 's/.*lat_p99_us=\([0-9.]*\).*/\1/p' <<<"$line")" >> "$raw"
     done
     echo "run $r of $RUNS done"
@@ -101,6 +110,14 @@ table=$out_dir/latest.txt
     rr_h=$(fig randread 2 5); rr_d=$(fig randread 5 5)
     printf '%-44s %12s %12s %7.2fx\n' "randread 4k QD32 IOPS, degraded vs healthy" "$rr_d" "$rr_h" "$(echo "$rr_d / $rr_h" | bc -l)"
     echo
+    echo "## Virtual volume (device 1 forwards to a rdwr LU of device 2 over a peer session)"
+    printf '%-34s %12s %14s %8s\n' figure "via vvol" "device 2 direct" ratio
+    for w in seqwrite:4:MB/s seqread:4:MB/s randread:5:IOPS randwrite:5:IOPS; do
+        IFS=: read -r wn col unit <<<"$w"
+        a=$(fig "v-$wn" 6 "$col"); b=$(fig "v-$wn" 7 "$col")
+        printf '%-34s %12s %14s %7.2fx\n' "$wn ($unit)" "$a" "$b" "$(echo "$a / $b" | bc -l)"
+    done
+    echo
     echo "## p99 latency, microseconds (median)"
     for w in "${workloads[@]}"; do
         IFS=: read -r wname _ <<<"$w"
@@ -111,5 +128,6 @@ table=$out_dir/latest.txt
     "$BUILD/parbench" 1
 } | tee "$table"
 device_stop b1
+device_stop b2
 echo
 echo "saved: ${table#$top/} (raw runs: ${raw#$top/})"

@@ -335,6 +335,30 @@ static int params_ok(const struct command *c, const struct cmdblock *cb, struct 
 	return 1;
 }
 
+/* Find " tag=T" in a block that did not parse, T valid as a tag. */
+static void tag_scan(const void *blk, size_t len, char tag[CB_TAG_MAX + 1])
+{
+	const char *s = blk;
+	size_t n = len < CB_MAX_BYTES ? len : CB_MAX_BYTES;
+
+	for (size_t i = 0; i + 5 < n && s[i] && s[i] != '\n'; i++) {
+		size_t k = 0;
+
+		if (memcmp(s + i, " tag=", 5))
+			continue;
+		while (i + 5 + k < n && k < CB_TAG_MAX &&
+		       (isalnum((unsigned char)s[i + 5 + k]) || s[i + 5 + k] == '_' ||
+			s[i + 5 + k] == '.' || s[i + 5 + k] == '-'))
+			k++;
+		if (k && (i + 5 + k == n || s[i + 5 + k] == ' ' || s[i + 5 + k] == '\n' ||
+			  s[i + 5 + k] == '\r' || s[i + 5 + k] == '\0')) {
+			memcpy(tag, s + i + 5, k);
+			tag[k] = '\0';
+		}
+		return;
+	}
+}
+
 static void run_block(struct cmddev *cd, uint64_t nexus, const void *blk, size_t len,
 		      struct cmdblock *cb, struct cb_result *res, int *parsed)
 {
@@ -345,6 +369,8 @@ static void run_block(struct cmddev *cd, uint64_t nexus, const void *blk, size_t
 	*parsed = cb_parse(blk, len, cb, why, sizeof(why));
 	if (*parsed == -ENODATA)
 		return;
+	if (*parsed > 0 && !cb->tag[0])
+		tag_scan(blk, len, cb->tag);   /* best effort: let the host match the error */
 	res_init(res, cb->tag);
 	if (*parsed > 0) {
 		res_status(res, *parsed, "%s", why);

@@ -16,7 +16,7 @@
 #define CMDDEV_DEFAULT_SLOTS 16u
 #define CMDDEV_MAX_SLOTS 256u
 #define CMDDEV_MAX_RESULTS 1024
-#define CMDDEV_RESULT_TTL_S 600
+#define CMDDEV_RESULT_TTL_S 120
 
 struct cmddev_opts {
 	uint64_t volid;

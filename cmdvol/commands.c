@@ -160,6 +160,8 @@ static int cmddev_change(struct tbl_recs *r, void *p)
 	}
 	if (i >= 0)
 		return -EEXIST;
+	if (!a->volid)
+		return tbl_add(r, "cmddev device=%s lun=%" PRIu64, a->device, a->lun);
 	return tbl_add(r, "cmddev device=%s lun=%" PRIu64 " volid=%" PRIu64, a->device, a->lun,
 		       a->volid);
 }
@@ -198,7 +200,11 @@ static int c_cmddev_add(struct exec_ctx *x)
 		res_status(x->res, CB_FAILED, "cannot update the tables: %s", strerror(-err));
 		return CB_FAILED;
 	}
-	res_line(x->res, "cmddev device=%s lun=%" PRIu64 " volid=%" PRIu64, a.device, a.lun, a.volid);
+	if (a.volid)
+		res_line(x->res, "cmddev device=%s lun=%" PRIu64 " volid=%" PRIu64, a.device, a.lun,
+			 a.volid);
+	else
+		res_line(x->res, "cmddev device=%s lun=%" PRIu64 " volid=-", a.device, a.lun);
 	return ok(x, "command device of %s added", a.device);
 }
 

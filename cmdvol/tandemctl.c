@@ -99,6 +99,18 @@ static int looks_number(const char *v)
 	return digits > 0 && digits < 19;
 }
 
+/* Keys whose values are names or text even when they look like numbers. */
+static int is_text_key(const char *k)
+{
+	static const char *const text[] = { "name", "device", "tag", "path", "url", "uuid",
+		"array_uuid", "host", "subject", "result", "msg", "layout", "last_error", NULL };
+
+	for (int i = 0; text[i]; i++)
+		if (!strcmp(k, text[i]))
+			return 1;
+	return 0;
+}
+
 static void json_str(const char *s)
 {
 	putchar('"');
@@ -172,7 +184,7 @@ static void print_json(const struct cb_reply *rp)
 			putchar(',');
 			json_str(r.key[k]);
 			putchar(':');
-			if (looks_number(r.val[k]))
+			if (looks_number(r.val[k]) && !is_text_key(r.key[k]))
 				fputs(r.val[k], stdout);
 			else
 				json_str(r.val[k]);
@@ -342,14 +354,19 @@ static int session_open(struct g *g, struct session *s)
 	for (char *p = s->c.host; *p; p++)
 		if (!isalnum((unsigned char)*p) && !strchr("_.:/@+,;%=-", *p))
 			*p = '_';
-	/* default: slots 1..15 by process id; slot 0 (LBA 0) is where partition scanners and
-	 * udev's blkid read, and such a read by this host would consume our result */
-	s->c.slot = g->slot >= 0 ? (uint32_t)g->slot :
-		    1 + (uint32_t)getpid() % (CMDDEV_DEFAULT_SLOTS - 1);
 	err = cdt_open(g->device, g->initiator, g->timeout_s, &s->c.t, why, sizeof(why));
 	if (err) {
 		fprintf(stderr, "tandemctl: %s\n", why);
 		return EX_UNREACHABLE;
+	}
+	/* default: a slot other than 0 by process id (slot 0 = LBA 0 is where partition scanners
+	 * and udev's blkid read, and such a read by this host would consume our result) */
+	if (g->slot >= 0) {
+		s->c.slot = (uint32_t)g->slot;
+	} else {
+		uint64_t nslots = cdt_size_bytes(s->c.t) / CMDDEV_SLOT_BYTES;
+
+		s->c.slot = nslots > 1 ? 1 + (uint32_t)((uint64_t)getpid() % (nslots - 1)) : 0;
 	}
 	if ((uint64_t)(s->c.slot + 1) * CMDDEV_SLOT_BYTES > cdt_size_bytes(s->c.t)) {
 		fprintf(stderr, "tandemctl: slot %u is beyond the command device (%" PRIu64 " bytes)\n",
@@ -374,8 +391,15 @@ static int send_cmd(struct g *g, struct session *s, const char *cmd, const char 
 {
 	struct cb_reply r;
 	char why[512];
-	int err = cd_call(&s->c, cmd, params, n, &r, why, sizeof(why));
+	int err, tries = 0;
 
+	/* a BUSY command device (too many unread results) asks the host to retry */
+	while ((err = cd_call(&s->c, cmd, params, n, &r, why, sizeof(why))) == -EBUSY && tries < 30)
+		usleep(100000u * (unsigned)(tries < 10 ? ++tries : tries++ / 2 + 5));
+	if (err == -EBUSY) {
+		fprintf(stderr, "tandemctl: %s (retried for %d s)\n", why, 10);
+		return EX_FAILED;
+	}
 	if (err) {
 		fprintf(stderr, "tandemctl: %s\n", why);
 		return err == -EPROTO ? EX_PROTOCOL : err == -EINVAL ? EX_USAGE : EX_UNREACHABLE;

@@ -46,6 +46,7 @@ struct raid_vol {
 	pthread_cond_t bm_cond;
 	pthread_t cleaner;
 	int cleaner_running, stop;
+	int resync_pending;             /* bits loaded after a crash: not the cleaner's to clear */
 };
 
 #define STAT_ADD(v, field, n) __atomic_add_fetch(&(v)->st.field, (n), __ATOMIC_RELAXED)
@@ -498,6 +499,10 @@ static void bm_clean(struct raid_vol *v, int all)
 	if (!snap || !dirty_blk)
 		goto out;
 	pthread_mutex_lock(&v->bm_lock);
+	if (v->resync_pending) {
+		pthread_mutex_unlock(&v->bm_lock);
+		goto out;
+	}
 	for (uint64_t r = 0; r < v->regions; r++) {
 		if (bm_test(v, r) && !v->inflight[r] && (all || now - v->last_ns[r] >= CLEAN_IDLE_NS)) {
 			snap[r] = v->last_ns[r] + 1;   /* 0 = not a candidate */
@@ -578,6 +583,7 @@ static int bm_setup(struct raid_vol *v, int use)
 	pthread_mutex_init(&v->bm_lock, NULL);
 	pthread_cond_init(&v->bm_cond, NULL);
 	bm_load(v);
+	v->resync_pending = v->was_dirty;
 	v->bm_on = use && !v->readonly;
 	return 0;
 }
@@ -680,12 +686,13 @@ int raid_assemble(struct raid_member **m, uint32_t nr, const struct raid_assembl
 			continue;
 		missing |= 1ull << i;
 	}
-	if (missing && !(p->degraded && popcount64(missing) == 1)) {
+	if (missing && !(p->degraded && popcount64(missing) == 1 &&
+			 popcount64(failed | missing) == 1)) {
 		int i = __builtin_ctzll(missing);
 
-		snprintf(why, why_len, "%s%s", mwhy[i], p->degraded ? " (and degraded=1 accepts only one "
-			 "missing member)" : " (the array does not record it as failed; degraded=1 "
-			 "assembles without it)");
+		snprintf(why, why_len, "%s%s", mwhy[i], p->degraded ? " (degraded=1 accepts one missing "
+			 "member, and only when no other member is failed)" : " (the array does not record "
+			 "it as failed; degraded=1 assembles without it)");
 		return merr[i];
 	}
 	if (p->chunk_bytes && p->chunk_bytes != sb[best].geom.chunk_bytes) {
@@ -738,9 +745,14 @@ int raid_assemble(struct raid_member **m, uint32_t nr, const struct raid_assembl
 	if (sb[best].rebuild_member) {
 		uint32_t ri = sb[best].rebuild_member - 1;
 
-		if (merr[ri] || !(failed & (1ull << ri))) {
+		/* only onto the replacement: its superblock was written with every update since the
+		 * rebuild began; the old failed member's is far behind */
+		if (merr[ri] || !(failed & (1ull << ri)) || sb[ri].rebuild_member != ri + 1 ||
+		    sb[ri].sequence + 1 < sb[best].sequence) {
 			tlog(TLOG_WARN, "member %s: its rebuild cannot resume (%s); it stays failed",
-			     m[ri]->name, merr[ri] ? mwhy[ri] : "not marked failed");
+			     m[ri]->name, merr[ri] ? mwhy[ri] : !(failed & (1ull << ri)) ?
+			     "not marked failed" : "this is not the replacement being rebuilt (its "
+			     "superblock is stale): list the replacement at this position");
 			v->sb.rebuild_member = 0;
 			v->sb.rebuild_checkpoint = 0;
 		} else {
@@ -1263,8 +1275,12 @@ int raid_resync_dirty(struct raid_vol *v, uint64_t *stripes, uint64_t *fixed,
 	} else {
 		for (uint64_t r = 0; r < v->regions && !err; r++) {
 			uint64_t from = r * v->region_stripes, to = from + v->region_stripes;
+			int set;
 
-			if (!bm_test(v, r))
+			pthread_mutex_lock(&v->bm_lock);
+			set = bm_test(v, r);
+			pthread_mutex_unlock(&v->bm_lock);
+			if (!set)
 				continue;
 			if (to > total)
 				to = total;
@@ -1277,6 +1293,7 @@ int raid_resync_dirty(struct raid_vol *v, uint64_t *stripes, uint64_t *fixed,
 	if (!err && v->bm) {
 		/* the regions are consistent (and durable): clear the bitmaps */
 		pthread_mutex_lock(&v->bm_lock);
+		v->resync_pending = 0;
 		memset(v->bm, 0, v->sb.bitmap_bytes);
 		for (uint64_t b = 0; b < v->sb.bitmap_bytes / BITMAP_BLOCK_BYTES; b++)
 			bm_write_block(v, b, 0);

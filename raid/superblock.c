@@ -99,7 +99,12 @@ int raid_sb_decode(const uint8_t b[RAID_SB_BYTES], struct raid_sb *sb, char *why
 	    sb->volume_bytes != raid_volume_bytes(&sb->geom) || sb->rebuild_member > sb->nr_members ||
 	    sb->rebuild_checkpoint > raid_nr_stripes(&sb->geom) ||
 	    (sb->bitmap_offset_bytes && (sb->bitmap_region_stripes == 0 ||
-	     sb->bitmap_offset_bytes + sb->bitmap_bytes > sb->geom.data_offset_bytes))) {
+	     sb->bitmap_offset_bytes < RAID_SB_SLOTS * RAID_SB_BYTES ||
+	     sb->bitmap_offset_bytes % 4096 || sb->bitmap_bytes % 4096 ||
+	     sb->bitmap_bytes > sb->geom.data_offset_bytes ||
+	     sb->bitmap_offset_bytes > sb->geom.data_offset_bytes - sb->bitmap_bytes ||
+	     sb->bitmap_bytes * 8 < (raid_nr_stripes(&sb->geom) + sb->bitmap_region_stripes - 1) /
+				   sb->bitmap_region_stripes))) {
 		snprintf(why, why_len, "superblock damaged: member %u of %u, %u data, volume %llu bytes",
 			 sb->member_index, sb->nr_members, sb->geom.nr_data,
 			 (unsigned long long)sb->volume_bytes);

@@ -67,15 +67,24 @@ _free_ctl() {
     done
 }
 
-# device_start NAME [IP]: a tgtd with the tandem module preloaded, its own portal, control port,
-# log ($WORK/NAME.log) and state directory ($WORK/NAME/). The target is iqn.…:NAME, tid 1.
+# device_start NAME [IP] [PORT]: a tgtd with the tandem module preloaded, its own portal, control
+# port, log ($WORK/NAME.log) and state directory ($WORK/NAME/). The target is iqn.…:NAME, tid 1.
+# PORT: a fixed portal port (a device restarted where its peers' URLs point: PORT=${DEV_PORT[NAME]});
+# the control port is the same number when that one is free, else a free one.
 # DEVICE_LAUNCHER=script: run "script tgtd ARGS" instead of preloading; it must exec tgtd.
 device_start() {
-    local name=$1 ip=${2:-127.0.0.1} ctl port tries=0 launch
+    local name=$1 ip=${2:-127.0.0.1} fixed=${3:-} ctl port tries=0 launch
     mkdir -p "$WORK/$name" /var/run/tgtd
     while :; do
-        ctl=$(_free_ctl) || fail "no free control port"
-        port=$ctl
+        if [ -n "$fixed" ]; then
+            port=$fixed ctl=$fixed
+            if [ -e /var/run/tgtd/socket.$ctl ] || [ -e /var/run/tgtd/socket.$ctl.lock ]; then
+                ctl=$(_free_ctl) || fail "no free control port"
+            fi
+        else
+            ctl=$(_free_ctl) || fail "no free control port"
+            port=$ctl
+        fi
         if [ -n "${DEVICE_LAUNCHER:-}" ]; then
             launch=("$DEVICE_LAUNCHER")
         else
@@ -85,7 +94,8 @@ device_start() {
             "$TGTD" -f -C "$ctl" --iscsi "portal=$ip:$port" >>"$WORK/$name.log" 2>&1 </dev/null &
         DEV_PID[$name]=$!
         DEV_CTL[$name]=$ctl; DEV_IP[$name]=$ip; DEV_PORT[$name]=$port
-        if wait_for 10 "$TGTADM" -C "$ctl" --op show --mode sys; then break; fi
+        if wait_for 10 "$TGTADM" -C "$ctl" --op show --mode sys &&
+            { [ -z "$fixed" ] || wait_for 10 _port_open "$ip" "$port"; }; then break; fi
         kill -9 "${DEV_PID[$name]}" 2>/dev/null || true; wait "${DEV_PID[$name]}" 2>/dev/null || true
         unset "DEV_PID[$name]"
         tries=$((tries + 1)); [ $tries -lt 5 ] || fail "tgtd $name did not start (see $WORK/$name.log)"
@@ -148,11 +158,21 @@ device_kill() {
     rm -f "/var/run/tgtd/socket.${DEV_CTL[$name]}" "/var/run/tgtd/socket.${DEV_CTL[$name]}.lock"
 }
 _dead() { ! kill -0 "$1" 2>/dev/null; }
+_port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # expect_fail DESCRIPTION CMD...: CMD must fail.
 expect_fail() { local d=$1; shift; if "$@" >/dev/null 2>&1; then fail "expected failure: $d"; fi; }
 # log_has NAME REGEX: the device's log contains REGEX.
 log_has() { grep -Eq "$2" "$(device_log "$1")"; }
+# log_mark NAME: the number of lines in the device's log now; log_has_since NAME MARK REGEX: a
+# line after that mark matches REGEX (the log grows across restarts of the same device).
+log_mark() { if [ -f "$(device_log "$1")" ]; then wc -l < "$(device_log "$1")"; else echo 0; fi; }
+log_has_since() { [ "$(tail -n +"$(($2 + 1))" "$(device_log "$1")" | grep -Ec -- "$3")" -gt 0 ]; }
+# use_fault_injection: devices started from now on load build/bs_tandem_fi.so (raid-fault).
+use_fault_injection() {
+    MODULE=$BUILD/bs_tandem_fi.so
+    [ -f "$MODULE" ] || fail "module $MODULE not built (run make)"
+}
 
 requires_root
 [ -x "$TGTD" ] || skip "tgtd not installed (run scripts/setup.sh)"

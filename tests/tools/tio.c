@@ -9,6 +9,13 @@
  *   tio log-writer URL --out FILE            acknowledged writes logged as "lba nblocks generation"
  *   tio log-check  URL --log FILE            every acknowledged write is on the volume
  *   tio compare    URL1 URL2                 the two LUs read back equal
+ *   tio put        URL --lba [--file]        raw bytes, zero-padded to blocks, one WRITE(16)
+ *   tio get        URL --lba --blocks        raw blocks to stdout, one READ(16)
+ *   tio session    URL                       put/get lines from stdin, all in one session
+ *
+ * put, get and session are dd for iSCSI: they drive command devices (docs/command-device.md),
+ * whose results belong to the session that wrote the command, so a command and the read of its
+ * result must share one session: 'tio session' (or one host's dd on a kernel session).
  *
  * Exit codes: 0 success; 1 SCSI error or data mismatch; 2 usage error; 3 cannot connect, or the
  * connection to the target was lost (a crash test expects 3 from log-writer when tgtd dies).
@@ -589,7 +596,7 @@ static int engine_run(struct engine *eng)
 
 enum opt_id {
 	O_LBA = 256, O_BLOCKS, O_SEED, O_ZERO, O_XFER, O_QD, O_RW, O_BS, O_SECONDS, O_IOS,
-	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA,
+	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA, O_FILE,
 };
 #define OPT_BIT(id) (1u << ((id) - O_LBA))
 
@@ -600,7 +607,7 @@ struct opts {
 	uint64_t max_write_blocks;
 	double seconds;
 	bool zero, json;
-	const char *rw, *out_path, *log_path;
+	const char *rw, *out_path, *log_path, *file_path;
 	uint32_t seen;              /* OPT_BIT of every option given */
 	const char *args[2];
 	int nr_args;
@@ -626,6 +633,7 @@ static const struct option long_opts[] = {
 	{ "out",         required_argument, NULL, O_OUT },
 	{ "log",         required_argument, NULL, O_LOG },
 	{ "max-blocks",  required_argument, NULL, O_MAX_BLOCKS },
+	{ "file",        required_argument, NULL, O_FILE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -693,7 +701,10 @@ static const char top_usage[] =
 	"  load       URL --rw MODE --bs BYTES --qd N (--seconds S | --ios N) [...]\n"
 	"  log-writer URL --out FILE [--blocks N --seed S --qd N --seconds S --max-blocks M]\n"
 	"  log-check  URL --log FILE [--qd N]\n"
-	"  compare    URL1 URL2 [--blocks N --xfer-blocks X]\n";
+	"  compare    URL1 URL2 [--blocks N --xfer-blocks X]\n"
+	"  put        URL [--lba L --file F]          raw bytes (default stdin), one WRITE(16)\n"
+	"  get        URL [--lba L --blocks N]        raw blocks to stdout, one READ(16)\n"
+	"  session    URL                          'put LBA FILE' / 'get LBA N FILE' lines, one session\n";
 
 static int usage_error(const struct command *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -1508,6 +1519,422 @@ out:
 	return rc;
 }
 
+/* ---- put / get / session: raw blocks, as dd writes and reads them --------------------------- */
+
+#define RAW_MAX_BYTES (1u << 20)   /* one command of put or get */
+
+/*
+ * Reads all of fd into buf (RAW_MAX_BYTES): the byte count, or -E2BIG (more than that), or
+ * -errno.
+ */
+static ssize_t read_all(int fd, unsigned char *buf)
+{
+	size_t len = 0;
+	char extra;
+
+	while (len < RAW_MAX_BYTES) {
+		ssize_t n = read(fd, buf + len, RAW_MAX_BYTES - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return (ssize_t)len;
+		len += (size_t)n;
+	}
+	for (;;) {
+		ssize_t n = read(fd, &extra, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		return n ? -E2BIG : (ssize_t)len;
+	}
+}
+
+/* The bytes of path ("-": stdin) into buf; an exit code, the reason in why. */
+static int load_data(const char *path, unsigned char *buf, size_t *len, char *why,
+		     size_t why_len)
+{
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	const char *name = strcmp(path, "-") ? path : "stdin";
+	ssize_t n;
+
+	if (fd < 0) {
+		snprintf(why, why_len, "%s: %s", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	n = read_all(fd, buf);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (n == -E2BIG) {
+		snprintf(why, why_len, "%s holds more than %u bytes (1 MiB, one command)", name,
+			 RAW_MAX_BYTES);
+		return EXIT_USAGE;
+	}
+	if (n < 0) {
+		snprintf(why, why_len, "reading %s: %s", name, strerror((int)-n));
+		return EXIT_USAGE;
+	}
+	if (n == 0) {
+		snprintf(why, why_len, "%s is empty: nothing to write", name);
+		return EXIT_USAGE;
+	}
+	*len = (size_t)n;
+	return EXIT_OK;
+}
+
+/*
+ * One WRITE(16) of len bytes of buf (RAW_MAX_BYTES, zeroed past len) from lba, padded to whole
+ * blocks; or one READ(16) of nr_blocks into buf. An exit code; the reason in why.
+ */
+static int raw_io(struct lu *lu, bool is_write, uint64_t lba, unsigned char *buf, size_t len,
+		  uint64_t nr_blocks, char *why, size_t why_len)
+{
+	struct scsi_task *task;
+	char buf_status[256];
+	uint32_t len_bytes;
+	int rc = EXIT_OK;
+
+	if (is_write)
+		nr_blocks = (len + lu->block_bytes - 1) / lu->block_bytes;
+	if (nr_blocks > RAW_MAX_BYTES / lu->block_bytes) {
+		snprintf(why, why_len, "%" PRIu64 " blocks of %" PRIu32 " bytes are more than one "
+			 "command of at most %u bytes", nr_blocks, lu->block_bytes, RAW_MAX_BYTES);
+		return EXIT_USAGE;
+	}
+	len_bytes = (uint32_t)(nr_blocks * lu->block_bytes);
+	if (is_write)
+		task = iscsi_write16_sync(lu->iscsi, lu->lun, lba, buf, len_bytes,
+					  (int)lu->block_bytes, 0, 0, write_fua, 0, 0);
+	else
+		task = iscsi_read16_sync(lu->iscsi, lu->lun, lba, len_bytes, (int)lu->block_bytes,
+					 0, 0, 0, 0, 0);
+	if (!task) {
+		snprintf(why, why_len, "%s(16) lba=%" PRIu64 " blocks=%" PRIu64 " on %s failed: %s",
+			 is_write ? "WRITE" : "READ", lba, nr_blocks, lu->url, iscsi_err(lu->iscsi));
+		lu->dead = true;
+		return EXIT_CONN;
+	}
+	if (task->status != SCSI_STATUS_GOOD) {
+		snprintf(why, why_len, "%s(16) lba=%" PRIu64 " blocks=%" PRIu64 " on %s failed: %s%s",
+			 is_write ? "WRITE" : "READ", lba, nr_blocks, lu->url,
+			 status_text(lu->iscsi, task->status, task, buf_status, sizeof(buf_status)),
+			 task->status == SCSI_STATUS_BUSY ? " (the target is busy: try again later)" :
+			 "");
+		if (status_is_transport(task->status))
+			lu->dead = true;
+		rc = status_is_transport(task->status) ? EXIT_CONN : EXIT_FAIL;
+	} else if (!is_write && task->datain.size != (int)len_bytes) {
+		snprintf(why, why_len, "READ(16) lba=%" PRIu64 " blocks=%" PRIu64 " on %s: short "
+			 "read, %d of %" PRIu32 " bytes", lba, nr_blocks, lu->url, task->datain.size,
+			 len_bytes);
+		rc = EXIT_FAIL;
+	} else if (!is_write) {
+		memcpy(buf, task->datain.data, len_bytes);
+	}
+	scsi_free_scsi_task(task);
+	return rc;
+}
+
+static int write_out(FILE *f, const char *name, const unsigned char *buf, size_t len, char *why,
+		     size_t why_len)
+{
+	if (fwrite(buf, 1, len, f) != len || fflush(f)) {
+		snprintf(why, why_len, "writing %s: %s", name, strerror(errno));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_put(struct opts *o)
+{
+	unsigned char *buf = calloc(1, RAW_MAX_BYTES);
+	char why[512];
+	struct lu lu;
+	size_t len = 0;
+	int rc;
+
+	if (!buf) {
+		msg("out of memory");
+		return EXIT_FAIL;
+	}
+	/* the data first: a bad file costs no login */
+	rc = load_data(o->file_path ? o->file_path : "-", buf, &len, why, sizeof(why));
+	if (rc) {
+		msg("put: %s", why);
+		free(buf);
+		return rc;
+	}
+	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	rc = raw_io(&lu, true, o->start_lba, buf, len, 0, why, sizeof(why));
+	if (rc)
+		msg("put: %s", why);
+	else
+		printf("put: %zu bytes as %zu blocks at lba %" PRIu64 "\n", len,
+		       (len + lu.block_bytes - 1) / lu.block_bytes, o->start_lba);
+	lu_close(&lu);
+	free(buf);
+	return rc;
+}
+
+static int cmd_get(struct opts *o)
+{
+	unsigned char *buf = malloc(RAW_MAX_BYTES);
+	char why[512];
+	struct lu lu;
+	int rc;
+
+	if (!buf) {
+		msg("out of memory");
+		return EXIT_FAIL;
+	}
+	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	rc = raw_io(&lu, false, o->start_lba, buf, 0, o->nr_blocks, why, sizeof(why));
+	if (rc == EXIT_OK)
+		rc = write_out(stdout, "stdout", buf, (size_t)o->nr_blocks * lu.block_bytes, why,
+			       sizeof(why));
+	if (rc)
+		msg("get: %s", why);
+	lu_close(&lu);
+	free(buf);
+	return rc;
+}
+
+#define PUTS_MAX 4             /* files of one 'puts' line */
+
+struct puts_batch {
+	int pending;
+	struct puts_io {
+		struct puts_batch *batch;
+		int status;
+		struct scsi_task *task;
+		unsigned char *buf;
+		uint32_t nr_blocks;
+	} io[PUTS_MAX];
+};
+
+static void puts_done(struct iscsi_context *iscsi, int status, void *command_data, void *private)
+{
+	struct puts_io *io = private;
+
+	(void)iscsi;
+	(void)command_data;
+	io->status = status;
+	io->batch->pending--;
+}
+
+/*
+ * 'puts LBA FILE...': one WRITE(16) per file at lba, all queued before any completes (the target
+ * may run them in any order). An exit code; the reason in why.
+ */
+static int raw_puts(struct lu *lu, uint64_t lba, char **files, int nr_files, char *why,
+		    size_t why_len)
+{
+	struct puts_batch *b = calloc(1, sizeof(*b));
+	char buf_status[256];
+	int rc = EXIT_OK;
+
+	if (!b) {
+		snprintf(why, why_len, "out of memory");
+		return EXIT_FAIL;
+	}
+	for (int i = 0; i < nr_files && rc == EXIT_OK; i++) {
+		size_t len = 0;
+
+		b->io[i].batch = b;
+		b->io[i].buf = calloc(1, RAW_MAX_BYTES);
+		if (!b->io[i].buf) {
+			snprintf(why, why_len, "out of memory");
+			rc = EXIT_FAIL;
+			break;
+		}
+		rc = load_data(files[i], b->io[i].buf, &len, why, why_len);
+		b->io[i].nr_blocks = (uint32_t)((len + lu->block_bytes - 1) / lu->block_bytes);
+	}
+	for (int i = 0; i < nr_files && rc == EXIT_OK; i++) {
+		struct puts_io *io = &b->io[i];
+
+		io->task = iscsi_write16_task(lu->iscsi, lu->lun, lba, io->buf,
+					      io->nr_blocks * lu->block_bytes, (int)lu->block_bytes, 0,
+					      0, write_fua, 0, 0, puts_done, io);
+		if (!io->task) {
+			snprintf(why, why_len, "cannot queue WRITE(16) on %s: %s", lu->url,
+				 iscsi_err(lu->iscsi));
+			lu->dead = true;
+			rc = EXIT_CONN;
+			break;
+		}
+		b->pending++;
+	}
+	while (b->pending > 0 && !lu->dead) {
+		struct pollfd pfd = { .fd = iscsi_get_fd(lu->iscsi),
+				      .events = (short)iscsi_which_events(lu->iscsi) };
+		int n = poll(&pfd, 1, 100);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || iscsi_service(lu->iscsi, n > 0 ? pfd.revents : 0) < 0) {
+			snprintf(why, why_len, "lost the connection to %s: %s", lu->url,
+				 n < 0 ? strerror(errno) : iscsi_err(lu->iscsi));
+			lu->dead = true;
+			rc = EXIT_CONN;
+		}
+	}
+	/* Commands still queued on a dead connection complete when the context is destroyed:
+	 * their batch must outlive this call, so it is left to the exit. */
+	if (b->pending > 0)
+		return rc;
+	for (int i = 0; i < nr_files; i++) {
+		struct puts_io *io = &b->io[i];
+
+		if (rc == EXIT_OK && io->task && io->status != SCSI_STATUS_GOOD) {
+			snprintf(why, why_len, "WRITE(16) of %s at lba=%" PRIu64 " on %s failed: %s",
+				 files[i], lba, lu->url, status_text(lu->iscsi, io->status, io->task,
+				 buf_status, sizeof(buf_status)));
+			rc = status_is_transport(io->status) ? EXIT_CONN : EXIT_FAIL;
+		}
+		if (io->task)
+			scsi_free_scsi_task(io->task);
+		free(io->buf);
+	}
+	free(b);
+	return rc;
+}
+
+/* One line of 'tio session'; an exit code, and the answer line in out. */
+static int session_line(struct lu *lu, char *line, unsigned char *buf, char *out, size_t out_len)
+{
+	char *word[PUTS_MAX + 2], *save = NULL, why[512];
+	uint64_t lba, nr_blocks;
+	int n = 0, rc;
+	size_t len = 0;
+	FILE *f;
+
+	for (char *w = strtok_r(line, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
+		if (n == PUTS_MAX + 2) {
+			snprintf(out, out_len, "error usage: more than %d words", PUTS_MAX + 2);
+			return EXIT_USAGE;
+		}
+		word[n++] = w;
+	}
+	if (n == 3 && strcmp(word[0], "put") == 0) {
+		if (parse_u64(word[1], false, &lba)) {
+			snprintf(out, out_len, "error usage: put LBA FILE: bad LBA '%s'", word[1]);
+			return EXIT_USAGE;
+		}
+		if (strcmp(word[2], "-") == 0) {
+			snprintf(out, out_len, "error usage: put LBA FILE: stdin carries the commands");
+			return EXIT_USAGE;
+		}
+		memset(buf, 0, RAW_MAX_BYTES);
+		rc = load_data(word[2], buf, &len, why, sizeof(why));
+		if (rc == EXIT_OK)
+			rc = raw_io(lu, true, lba, buf, len, 0, why, sizeof(why));
+		if (rc) {
+			snprintf(out, out_len, "error %s%s", rc == EXIT_USAGE ? "usage: " : "", why);
+			return rc;
+		}
+		snprintf(out, out_len, "ok put lba=%" PRIu64 " blocks=%zu bytes=%zu", lba,
+			 (len + lu->block_bytes - 1) / lu->block_bytes, len);
+		return EXIT_OK;
+	}
+	if (n == 4 && strcmp(word[0], "get") == 0) {
+		if (parse_u64(word[1], false, &lba) || parse_u64(word[2], false, &nr_blocks) ||
+		    nr_blocks == 0) {
+			snprintf(out, out_len, "error usage: get LBA BLOCKS FILE: bad number in '%s %s'",
+				 word[1], word[2]);
+			return EXIT_USAGE;
+		}
+		rc = raw_io(lu, false, lba, buf, 0, nr_blocks, why, sizeof(why));
+		if (rc == EXIT_OK) {
+			f = fopen(word[3], "we");
+			if (!f) {
+				snprintf(why, sizeof(why), "%s: %s", word[3], strerror(errno));
+				rc = EXIT_USAGE;
+			} else {
+				rc = write_out(f, word[3], buf, (size_t)nr_blocks * lu->block_bytes,
+					       why, sizeof(why));
+				if (fclose(f) && rc == EXIT_OK) {
+					snprintf(why, sizeof(why), "closing %s: %s", word[3],
+						 strerror(errno));
+					rc = EXIT_FAIL;
+				}
+			}
+		}
+		if (rc) {
+			snprintf(out, out_len, "error %s%s", rc == EXIT_USAGE ? "usage: " : "", why);
+			return rc;
+		}
+		snprintf(out, out_len, "ok get lba=%" PRIu64 " blocks=%" PRIu64, lba, nr_blocks);
+		return EXIT_OK;
+	}
+	if (n >= 3 && strcmp(word[0], "puts") == 0) {
+		if (parse_u64(word[1], false, &lba)) {
+			snprintf(out, out_len, "error usage: puts LBA FILE...: bad LBA '%s'", word[1]);
+			return EXIT_USAGE;
+		}
+		rc = raw_puts(lu, lba, word + 2, n - 2, why, sizeof(why));
+		if (rc) {
+			snprintf(out, out_len, "error %s%s", rc == EXIT_USAGE ? "usage: " : "", why);
+			return rc;
+		}
+		snprintf(out, out_len, "ok puts lba=%" PRIu64 " writes=%d", lba, n - 2);
+		return EXIT_OK;
+	}
+	snprintf(out, out_len, "error usage: expected 'put LBA FILE' or 'get LBA BLOCKS FILE', not "
+		 "'%.60s%s'", n ? word[0] : "", n > 1 ? " ..." : "");
+	return EXIT_USAGE;
+}
+
+static int cmd_session(struct opts *o)
+{
+	unsigned char *buf = malloc(RAW_MAX_BYTES);
+	char *line = NULL, out[1024];
+	size_t cap = 0;
+	struct lu lu;
+	int rc, worst = EXIT_OK;
+
+	if (!buf) {
+		msg("out of memory");
+		return EXIT_FAIL;
+	}
+	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	while (getline(&line, &cap, stdin) > 0) {
+		char *p = line + strspn(line, " \t\r\n");
+
+		if (*p == '\0' || *p == '#')
+			continue;
+		rc = session_line(&lu, p, buf, out, sizeof(out));
+		printf("%s\n", out);
+		fflush(stdout);
+		/* worst: connection lost (3) over a bad line (2) over a SCSI error (1) */
+		if (rc == EXIT_CONN || (rc == EXIT_USAGE && worst != EXIT_CONN) ||
+		    (rc == EXIT_FAIL && worst == EXIT_OK))
+			worst = rc;
+		if (rc == EXIT_CONN)
+			break;
+	}
+	free(line);
+	lu_close(&lu);
+	free(buf);
+	return worst;
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -1559,6 +1986,28 @@ static const struct command commands[] = {
 	  "usage: tio compare URL1 URL2 [--blocks N] [--xfer-blocks X]\n"
 	  "  Exit 0 iff the two LUs read back equal (the first N blocks with --blocks; otherwise\n"
 	  "  the capacities must match too). Else prints the first differing lba; exit 1.\n" },
+	{ "put", 1, OPT_BIT(O_LBA) | OPT_BIT(O_FILE) | OPT_BIT(O_FUA), cmd_put,
+	  "usage: tio put URL [--lba L] [--file F] [--fua]\n"
+	  "  Writes the bytes of F (default: stdin) from lba L (default 0) in one WRITE(16), the last\n"
+	  "  block padded with zeros: 'printf ... | dd bs=512 conv=sync oflag=direct'. 1 byte to\n"
+	  "  1 MiB. Prints 'put: B bytes as N blocks at lba L'. A SCSI error (sense decoded, BUSY\n"
+	  "  named) exits 1. The session ends with the command: a command device keeps the result\n"
+	  "  for this session only, so read it back with 'tio session'.\n" },
+	{ "get", 1, OPT_BIT(O_LBA) | OPT_BIT(O_BLOCKS), cmd_get,
+	  "usage: tio get URL [--lba L] [--blocks N]\n"
+	  "  Reads N blocks (default 1, at most 1 MiB) from lba L (default 0) with one READ(16) and\n"
+	  "  writes them to stdout as they are: 'dd iflag=direct'. A SCSI error exits 1.\n" },
+	{ "session", 1, 0, cmd_session,
+	  "usage: tio session URL\n"
+	  "  Logs in once and runs one command per line of stdin, answering each with one line on\n"
+	  "  stdout (flushed), so a script can interleave the commands of several sessions:\n"
+	  "    put LBA FILE          like 'tio put --lba LBA --file FILE'  -> ok put lba= blocks= bytes=\n"
+	  "    get LBA BLOCKS FILE   like 'tio get', the data into FILE    -> ok get lba= blocks=\n"
+	  "    puts LBA FILE...      1 to 4 WRITE(16)s of the files at LBA, all in flight at once\n"
+	  "                          (the target may run them in any order) -> ok puts lba= writes=\n"
+	  "  Blank lines and '#' comments are skipped. A failed command answers 'error WHY' and the\n"
+	  "  next line runs (a bad line: 'error usage: ...'). Exit: 0 all ok, 1 a SCSI error,\n"
+	  "  2 a bad line, 3 the connection was lost (stops at once).\n" },
 };
 
 static int parse_opts(const struct command *cmd, int argc, char **argv, struct opts *o)
@@ -1616,6 +2065,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 		case O_RW:         o->rw = optarg; break;
 		case O_OUT:        o->out_path = optarg; break;
 		case O_LOG:        o->log_path = optarg; break;
+		case O_FILE:       o->file_path = optarg; break;
 		case O_SECONDS: {
 			char *end;
 
@@ -1668,6 +2118,8 @@ static int check_opts(const struct command *cmd, struct opts *o)
 		return usage_error(cmd, "--out FILE is required");
 	if (cmd->run == cmd_log_check && !o->log_path)
 		return usage_error(cmd, "--log FILE is required");
+	if (cmd->run == cmd_get && !(s & OPT_BIT(O_BLOCKS)))
+		o->nr_blocks = 1;
 	return check_qd(cmd, o, cmd->run == cmd_log_writer ? 4 : 8);
 }
 

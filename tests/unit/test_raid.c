@@ -2,7 +2,8 @@
  * geometry sweep) and a fault-injecting member that wraps either: create/assemble across the
  * sweep, random I/O against a reference model with the parity invariant after every write,
  * concurrent writers, every create/assemble refusal, the dirty flag, the superblock sequence,
- * and error propagation from failing members.
+ * and failing members (one failing member is marked failed and absorbed: docs/raid-resilience.md;
+ * test_degraded.c covers degraded I/O, rebuild and the bitmap in depth).
  * UNIT_SEED=<n> replays a run (the seed is printed); TANDEM_TEST_LOG=1 shows the library's log. */
 #include <check.h>
 #include <errno.h>
@@ -31,7 +32,7 @@
 struct fault {
 	struct raid_member *inner;
 	int own_inner;                  /* close the inner member on close (else the test keeps it) */
-	uint64_t reads, writes;         /* ops seen (__atomic) */
+	uint64_t reads, writes, flushes; /* ops seen (__atomic) */
 	uint64_t fail_read_at;          /* fail this pread (1-based); 0 = never */
 	uint64_t fail_write_at;         /* fail this pwrite (1-based); 0 = never */
 	int sticky;                     /* fail every op from that one on (a dying disk) */
@@ -73,6 +74,7 @@ static int fault_flush(struct raid_member *m)
 {
 	struct fault *f = m->priv;
 
+	__atomic_add_fetch(&f->flushes, 1, __ATOMIC_SEQ_CST);
 	if (f->fail_flush) {
 		__atomic_add_fetch(&f->injected, 1, __ATOMIC_SEQ_CST);
 		return -f->err;
@@ -135,6 +137,18 @@ static uint64_t fault_injected(struct raid_member **m, uint32_t nr)
 	for (uint32_t i = 0; i < nr; i++)
 		t += __atomic_load_n(&fault_of(m[i])->injected, __ATOMIC_SEQ_CST);
 	return t;
+}
+
+/* Clear every rule and counter of the wrappers w[0..N). */
+static void fault_reset(struct raid_member **w, uint32_t N)
+{
+	for (uint32_t i = 0; i < N; i++) {
+		struct fault *f = fault_of(w[i]);
+
+		f->fail_read_at = f->fail_write_at = 0;
+		f->sticky = f->fail_flush = f->fail_zero = 0;
+		f->reads = f->writes = f->flushes = 0;
+	}
 }
 
 /* ---- a sparse in-memory member ------------------------------------------------------------ */
@@ -1402,11 +1416,14 @@ START_TEST(test_assemble_both_slots_damaged)
 	/* magic gone in one slot, CRC bad in the other: still damage, not "not a member" */
 	memset(raid_member_mem(a[2]), 0, 8);
 	assemble_refused(a, 4, &p, -EPROTO, "dd2", "damaged", NULL);
-	/* a newer version in both slots */
+	/* a newer version in both slots (resealed: the CRC is checked before the version, so an
+	 * unsealed version bump reads as damage) */
 	for (int s = 0; s < 2; s++) {
 		uint8_t *b = raid_member_mem(a[1]) + (size_t)s * RAID_SB_BYTES;
 
 		put_le32(b + RAID_SB_OFF_VERSION, RAID_SB_VERSION + 1);
+		put_le32(b + RAID_SB_OFF_CRC, 0);
+		put_le32(b + RAID_SB_OFF_CRC, tcrc32c(b, RAID_SB_BYTES));
 	}
 	assemble_refused(a, 4, &p, -EPROTONOSUPPORT, "dd1", "newer", NULL);
 	mems_close(a, 4);
@@ -1632,8 +1649,43 @@ START_TEST(test_sequence_alternates)
 }
 END_TEST
 
-/* An interrupted superblock update (some members got sequence k+1, others did not) assembles,
- * takes the newest state, and brings every member up to date. */
+/* The newest valid superblock of an in-memory member (the one assembly would pick). */
+static void newest_sb(struct raid_member *m, struct raid_sb *out)
+{
+	struct raid_sb s0, s1;
+	int e0 = slot_sb(m, 0, &s0), e1 = slot_sb(m, 1, &s1);
+
+	ck_assert_msg(e0 == 0 || e1 == 0, "%s: no valid superblock", m->name);
+	*out = e0 == 0 && (e1 != 0 || s0.sequence > s1.sequence) ? s0 : s1;
+}
+
+/* docs/raid-resilience.md: a failure is recorded in the other members' superblocks, the failed
+ * member's own is not touched. Every member not in `failed` has its newest superblock at `seq`,
+ * recording `failed` (and `dirty`); every failed one is behind. */
+static void assert_sbs_record(struct raid_member **a, uint32_t N, uint64_t failed, uint64_t seq,
+			      int dirty, const char *ctx)
+{
+	for (uint32_t i = 0; i < N; i++) {
+		struct raid_sb sb;
+
+		newest_sb(a[i], &sb);
+		if (failed & (1ull << i)) {
+			if (sb.sequence >= seq)
+				ck_abort_msg("%s: failed member %u's superblock was written (sequence %"
+					     PRIu64 ", the array's %" PRIu64 ")", ctx, i, sb.sequence, seq);
+		} else if (sb.sequence != seq || sb.failed_mask != failed || sb.member_index != i ||
+			   !!(sb.flags & RAID_SB_FLAG_DIRTY) != !!dirty) {
+			ck_abort_msg("%s: member %u: superblock sequence %" PRIu64 " failed_mask %#" PRIx64
+				     " index %u flags %#x, want sequence %" PRIu64 " failed_mask %#" PRIx64
+				     " %s", ctx, i, sb.sequence, sb.failed_mask, sb.member_index, sb.flags,
+				     seq, failed, dirty ? "dirty" : "clean");
+		}
+	}
+}
+
+/* An interrupted superblock update (some members got sequence k+1, others did not: the power went
+ * in the middle) assembles, takes the newest state, does NOT fail the members that are merely
+ * behind, and brings every member up to date. */
 START_TEST(test_interrupted_sb_update)
 {
 	struct raid_member *a[4], *w[4];
@@ -1643,36 +1695,91 @@ START_TEST(test_interrupted_sb_update)
 
 	mems_open(a, 4, SMALL_SIZE, "intr");
 	create_ok(a, 3, SMALL_C, 512, 141);
-	/* the assembly's dirty mark (sequence 3, slot 1) reaches members 0 and 1 only */
-	for (int i = 0; i < 4; i++)
-		w[i] = fault_wrap(a[i], 0);
-	fault_of(w[2])->fail_write_at = 1;
-	{
-		struct raid_assemble_params p = { 0 };
-		struct raid_vol *vv = NULL;
-		char why[WHY] = "";
-
-		ck_assert_int_eq(raid_assemble(w, 4, &p, &vv, why, sizeof(why)), -EIO);
-		ck_assert_ptr_null(vv);
-		ck_assert_ptr_nonnull(strstr(why, "superblock"));
+	/* an assembly's dirty mark (sequence 3, slot 1) reached members 0 and 1 only */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(slot_sb(a[i], 0, &sb), 0);
+		ck_assert_uint_eq(sb.sequence, 2);
+		sb.sequence = 3;
+		sb.flags |= RAID_SB_FLAG_DIRTY;
+		raid_sb_encode(&sb, raid_member_mem(a[i]) + RAID_SB_BYTES);
 	}
-	mems_close(w, 4); /* the caller still owns the wrappers; the mem members stay */
-	ck_assert_int_eq(slot_sb(a[0], 1, &sb), 0);
-	ck_assert_uint_eq(sb.sequence, 3);
-	ck_assert_int_eq(slot_sb(a[3], 1, &sb), 0);
-	ck_assert_uint_eq(sb.sequence, 1);
 	for (int i = 0; i < 4; i++)
 		w[i] = fault_wrap(a[i], 0);
 	v = assemble_ok(w, 4);
 	raid_get_info(v, &info);
 	ck_assert_uint_eq(info.sequence, 4);
 	ck_assert_int_eq(info.was_dirty, 1); /* the newest superblock said dirty */
+	ck_assert_uint_eq(info.failed_mask, 0); /* behind by an interrupted update: accepted */
+	ck_assert_str_eq(raid_state_name(&info), "optimal");
+	assert_sbs_record(a, 4, 0, 4, 1, "interrupted update");
 	for (int i = 0; i < 4; i++) {
 		ck_assert_int_eq(slot_sb(a[i], 0, &sb), 0);
 		ck_assert_uint_eq(sb.sequence, 4);
 	}
 	raid_close(v);
-	mems_close(a, 4);
+	assert_sbs_record(a, 4, 0, 5, 0, "interrupted update, closed");
+	v = assemble_ok(a, 4);
+	raid_get_info(v, &info);
+	ck_assert_int_eq(info.was_dirty, 0);
+	ck_assert_uint_eq(info.failed_mask, 0);
+	raid_close(v);
+}
+END_TEST
+
+/* The assembly's dirty mark cannot be written to one member: that member is marked failed (the
+ * others record it), the assembly succeeds degraded, and the member is never touched again; a
+ * restart keeps it failed (its superblock is stale) and the data written meanwhile reads back. */
+START_TEST(test_sb_write_fails_at_assembly)
+{
+	struct raid_member *a[4], *w[4];
+	struct raid_vol *v;
+	struct raid_info info;
+	struct raid_sb sb;
+	struct urand r = { unit_seed_for(0x71000) };
+	const uint64_t V = 3ull * 16 * SMALL_C;
+	uint8_t *data = malloc(V), *back = malloc(V);
+
+	ck_assert(data && back);
+	mems_open(a, 4, SMALL_SIZE, "sbw");
+	create_ok(a, 3, SMALL_C, 512, 142);
+	for (int i = 0; i < 4; i++)
+		w[i] = fault_wrap(a[i], 0);
+	fault_of(w[2])->fail_write_at = 1;
+	v = assemble_ok(w, 4);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 1u << 2);
+	ck_assert_str_eq(raid_state_name(&info), "degraded");
+	/* sequence 3 reached members 0, 1 and 3; sequence 4 recorded the failure there */
+	ck_assert_uint_eq(info.sequence, 4);
+	assert_sbs_record(a, 4, 1u << 2, 4, 1, "dirty mark failed on member 2");
+	ck_assert_int_eq(slot_sb(a[2], 0, &sb), 0);
+	ck_assert_uint_eq(sb.sequence, 2);
+	ck_assert_int_eq(slot_sb(a[2], 1, &sb), 0);
+	ck_assert_uint_eq(sb.sequence, 1);
+	ck_assert_uint_eq(fault_of(w[2])->writes, 1);
+	fault_reset(w, 4);
+	/* degraded I/O works, without member 2 */
+	urand_fill(&r, data, V);
+	ck_assert_int_eq(raid_write(v, data, 0, V), 0);
+	ck_assert_int_eq(raid_write(v, data + 100, 700, 5000), 0);
+	memmove(data + 700, data + 100, 5000);
+	ck_assert_int_eq(raid_read(v, back, 0, V), 0);
+	ck_assert_msg(memcmp(back, data, V) == 0, "degraded read-back differs");
+	ck_assert_uint_eq(fault_of(w[2])->writes + fault_of(w[2])->reads + fault_of(w[2])->flushes, 0);
+	raid_close(v);
+	assert_sbs_record(a, 4, 1u << 2, 5, 0, "closed");
+	/* a restart: member 2 answers with a valid (old) superblock and stays failed */
+	v = assemble_ok(a, 4);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 1u << 2);
+	ck_assert_int_eq(info.was_dirty, 0);
+	ck_assert_int_eq(raid_read(v, back, 0, V), 0);
+	ck_assert_msg(memcmp(back, data, V) == 0, "read-back after the restart differs");
+	raid_get_info(v, &info);
+	ck_assert_uint_gt(info.stats.degraded_reads, 0);
+	raid_close(v);
+	free(data);
+	free(back);
 }
 END_TEST
 
@@ -1733,17 +1840,6 @@ static void fault_array(struct raid_member **w, uint32_t N, const char *prefix)
 	create_ok(w, N - 1, SMALL_C, 512, 151);
 }
 
-static void fault_reset(struct raid_member **w, uint32_t N)
-{
-	for (uint32_t i = 0; i < N; i++) {
-		struct fault *f = fault_of(w[i]);
-
-		f->fail_read_at = f->fail_write_at = 0;
-		f->sticky = f->fail_flush = f->fail_zero = 0;
-		f->reads = f->writes = 0;
-	}
-}
-
 START_TEST(test_fault_create)
 {
 	struct raid_member *w[4];
@@ -1776,120 +1872,381 @@ START_TEST(test_fault_create)
 }
 END_TEST
 
+/* A formatted 3D+1P (C = 4 KiB) array on mem members a[] that the test keeps, and fault wrappers
+ * w[] around them (closing a wrapper leaves its member): after raid_close the raw members can be
+ * inspected and assembled again, as after a restart. */
+static void wrapped_array(struct raid_member **a, struct raid_member **w, uint32_t N,
+			  const char *prefix, uint64_t volid)
+{
+	mems_open(a, N, SMALL_SIZE, prefix);
+	create_ok(a, N - 1, SMALL_C, 512, volid);
+	for (uint32_t i = 0; i < N; i++)
+		w[i] = fault_wrap(a[i], 0);
+}
+
+static void wrap_again(struct raid_member **a, struct raid_member **w, uint32_t N)
+{
+	for (uint32_t i = 0; i < N; i++)
+		w[i] = fault_wrap(a[i], 0);
+}
+
+/* Assembly and failing members (docs/raid-resilience.md): an unreadable member is "missing" and
+ * refused unless degraded=1; a superblock write or flush failure marks that member failed and the
+ * assembly succeeds; it fails only when no member takes the superblock. */
 START_TEST(test_fault_assemble)
 {
-	struct raid_member *w[4];
-	struct raid_assemble_params p = { 0 };
-	struct raid_vol *v;
+	struct raid_member *a[4], *w[4];
+	struct raid_assemble_params p = { 0 }, deg = { .degraded = 1 };
+	struct raid_vol *v = NULL;
+	struct raid_info info;
+	struct raid_sb sb;
+	char why[WHY] = "";
 
-	fault_array(w, 4, "fa");
-	/* both superblock reads fail */
+	/* both superblock reads of member 1 fail: refused (a newly missing member), nothing written */
+	wrapped_array(a, w, 4, "fa", 151);
 	fault_of(w[1])->fail_read_at = 1;
 	fault_of(w[1])->sticky = 1;
-	assemble_refused(w, 4, &p, -EIO, "fa1", "read error", NULL);
-	fault_reset(w, 4);
-	/* the dirty mark cannot be written: refused, members still ours (closed below) */
+	assemble_refused(w, 4, &p, -EIO, "fa1", "read error", "degraded=1", NULL);
+	assert_sbs_record(a, 4, 0, 2, 0, "refused");
+	for (int i = 0; i < 4; i++)
+		ck_assert_uint_eq(fault_of(w[i])->writes, 0);
+	/* with degraded=1 it assembles without it; the others record it as failed */
+	ck_assert_msg(raid_assemble(w, 4, &deg, &v, why, sizeof(why)) == 0, "degraded: %s", why);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 1u << 1);
+	ck_assert_uint_eq(info.sequence, 3);
+	assert_sbs_record(a, 4, 1u << 1, 3, 1, "degraded=1");
+	ck_assert_uint_eq(fault_of(w[1])->writes, 0);
+	raid_close(v);
+	mems_close(a, 4);
+
+	/* two members unreadable: degraded=1 accepts one only */
+	wrapped_array(a, w, 4, "fb", 152);
+	for (int i = 1; i <= 2; i++) {
+		fault_of(w[i])->fail_read_at = 1;
+		fault_of(w[i])->sticky = 1;
+	}
+	assemble_refused(w, 4, &deg, -EIO, "fb1", "accepts one missing member", NULL);
+	assert_sbs_record(a, 4, 0, 2, 0, "two missing");
+	mems_close(w, 4);
+	mems_close(a, 4);
+
+	/* the dirty mark cannot be written to member 3: it is failed, the others record it */
+	wrapped_array(a, w, 4, "fc", 153);
 	fault_of(w[3])->fail_write_at = 1;
-	assemble_refused(w, 4, &p, -EIO, "superblock", NULL);
-	fault_reset(w, 4);
+	v = assemble_ok(w, 4);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 1u << 3);
+	ck_assert_uint_eq(info.sequence, 4);
+	assert_sbs_record(a, 4, 1u << 3, 4, 1, "sb write failed");
+	ck_assert_int_eq(slot_sb(a[3], 0, &sb), 0);
+	ck_assert_uint_eq(sb.sequence, 2); /* as create left it */
+	ck_assert_uint_eq(fault_of(w[3])->writes, 1);
+	raid_close(v);
+	mems_close(a, 4);
+
+	/* the superblock write lands but its flush fails (member 0): failed just the same */
+	wrapped_array(a, w, 4, "fd", 154);
 	fault_of(w[0])->fail_flush = 1;
-	assemble_refused(w, 4, &p, -EIO, NULL);
-	fault_reset(w, 4);
-	/* one slot unreadable: the other one does */
+	v = assemble_ok(w, 4);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 1u << 0);
+	ck_assert_uint_eq(info.sequence, 4);
+	assert_sbs_record(a, 4, 1u << 0, 4, 1, "sb flush failed");
+	ck_assert_uint_eq(fault_of(w[0])->flushes, 1);
+	ck_assert_uint_eq(raid_flush(v), 0);
+	ck_assert_uint_eq(fault_of(w[0])->flushes, 1); /* a failed member is not flushed again */
+	raid_close(v);
+	mems_close(a, 4);
+
+	/* two members cannot take it: assembled, both failed (the array is "failed") */
+	wrapped_array(a, w, 4, "fe", 155);
+	fault_of(w[1])->fail_write_at = 1;
+	fault_of(w[2])->fail_write_at = 1;
+	v = assemble_ok(w, 4);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, (1u << 1) | (1u << 2));
+	ck_assert_str_eq(raid_state_name(&info), "failed");
+	assert_sbs_record(a, 4, (1u << 1) | (1u << 2), 4, 1, "two sb writes failed");
+	raid_close(v);
+	mems_close(a, 4);
+
+	/* no member takes it: refused, nothing recorded anywhere, the members still ours */
+	wrapped_array(a, w, 4, "ff", 156);
+	for (int i = 0; i < 4; i++)
+		fault_of(w[i])->fail_write_at = 1;
+	assemble_refused(w, 4, &p, -EIO, "superblock", NULL);
+	mems_close(w, 4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(slot_sb(a[i], 0, &sb), 0);
+		ck_assert_uint_eq(sb.sequence, 2);
+		ck_assert_uint_eq(sb.failed_mask, 0);
+		ck_assert_int_eq(slot_sb(a[i], 1, &sb), 0);
+		ck_assert_uint_eq(sb.sequence, 1);
+	}
+	wrap_again(a, w, 4);
+	v = assemble_ok(w, 4); /* and once the disks behave it assembles optimal */
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 0);
+	raid_close(v);
+
+	/* one slot unreadable (a read error, not the member's death): the other slot does */
+	wrap_again(a, w, 4);
 	fault_of(w[2])->fail_read_at = 1;
 	v = assemble_ok(w, 4);
+	raid_get_info(v, &info);
+	ck_assert_uint_eq(info.failed_mask, 0);
 	raid_close(v);
+	mems_close(a, 4);
 }
 END_TEST
+
+/* One failing I/O on a healthy 3D+1P array, every place it can happen: the call succeeds, the
+ * member (and only it) is marked failed, in memory and in the others' superblocks, the volume reads
+ * back exactly what was written, the member is never touched again, and after a restart it stays
+ * failed (its stale content is not used). */
+struct fio {
+	struct raid_member *a[4], *w[4];
+	struct raid_vol *v;
+	struct raid_geom g;
+	uint8_t *model, *back;
+	uint64_t V;
+	struct urand r;
+};
+
+static void fio_setup(struct fio *t, const char *name)
+{
+	struct raid_info info;
+
+	wrapped_array(t->a, t->w, 4, name, 157);
+	t->v = assemble_ok(t->w, 4);
+	raid_get_info(t->v, &info);
+	t->g = info.geom;
+	t->V = info.volume_bytes;
+	t->model = malloc(t->V);
+	t->back = malloc(t->V);
+	ck_assert(t->model && t->back);
+	urand_fill(&t->r, t->model, t->V);
+	ck_assert_int_eq(raid_write(t->v, t->model, 0, t->V), 0);
+	fault_reset(t->w, 4);
+}
+
+/* Fresh data at [off, off+len): the write must succeed and the model follows it. */
+static void fio_write(struct fio *t, uint64_t off, uint64_t len, const char *ctx)
+{
+	uint8_t *buf = malloc(len);
+	int err;
+
+	ck_assert_ptr_nonnull(buf);
+	urand_fill(&t->r, buf, len);
+	err = raid_write(t->v, buf, off, len);
+	ck_assert_msg(err == 0, "%s: write %" PRIu64 "+%" PRIu64 ": %d", ctx, off, len, err);
+	memcpy(t->model + off, buf, len);
+	free(buf);
+}
+
+static void fio_verify(struct fio *t, uint32_t k, const char *ctx)
+{
+	struct fault *f = fault_of(t->w[k]);
+	struct raid_info info;
+	uint64_t ops;
+
+	raid_get_info(t->v, &info);
+	ck_assert_msg(info.failed_mask == 1ull << k, "%s: failed_mask %#" PRIx64 ", want member %u",
+		      ctx, info.failed_mask, k);
+	ck_assert_str_eq(raid_state_name(&info), "degraded");
+	ck_assert_msg(f->injected == 1, "%s: %" PRIu64 " faults injected", ctx, f->injected);
+	ops = f->reads + f->writes + f->flushes;
+	check_volume(t->v, t->model, t->back, t->V, ctx, 0, 0);
+	ck_assert_int_eq(raid_flush(t->v), 0);
+	for (uint64_t s = 0; s < raid_nr_stripes(&t->g); s++)
+		ck_assert_int_eq(raid_check_stripe(t->v, s, NULL), -EAGAIN);
+	ck_assert_msg(f->reads + f->writes + f->flushes == ops, "%s: the failed member was used again",
+		      ctx);
+	raid_get_info(t->v, &info);
+	ck_assert_uint_gt(info.stats.degraded_reads, 0);
+	assert_sbs_record(t->a, 4, 1ull << k, info.sequence, 1, ctx);
+	raid_close(t->v);
+	assert_sbs_record(t->a, 4, 1ull << k, info.sequence + 1, 0, ctx);
+	t->v = assemble_ok(t->a, 4);
+	raid_get_info(t->v, &info);
+	ck_assert_msg(info.failed_mask == 1ull << k, "%s, restarted: failed_mask %#" PRIx64, ctx,
+		      info.failed_mask);
+	ck_assert_int_eq(info.was_dirty, 0);
+	check_volume(t->v, t->model, t->back, t->V, ctx, 0, 1);
+	raid_close(t->v);
+	free(t->model);
+	free(t->back);
+}
+
+enum {
+	FIO_READ, FIO_FULL_DATA_W, FIO_FULL_PARITY_W, FIO_RMW_PARITY_R, FIO_RMW_DATA_R,
+	FIO_RMW_DATA_W, FIO_RMW_PARITY_W, FIO_RCW_R, FIO_SECOND_STRIPE, FIO_CHECK, FIO_FLUSH, FIO_CASES
+};
 
 START_TEST(test_fault_io)
 {
-	struct raid_member *w[4];
-	struct raid_vol *v;
-	uint8_t buf[3 * 4096 * 2];
-	struct raid_geom g;
-	struct raid_info info;
+	static const char *const names[FIO_CASES] = {
+		"read", "full-stripe data write", "full-stripe parity write", "rmw parity read",
+		"rmw data read", "rmw data write", "rmw parity write", "rcw read",
+		"second stripe's parity write", "parity check read", "flush",
+	};
+	struct fio t = { .r = { unit_seed_for(0x72000 + (uint64_t)_i) } };
+	const struct raid_geom *g = &t.g;
+	struct raid_info before, after;
+	uint32_t k = 0;
+	uint8_t buf[4096];
 
-	fault_array(w, 4, "fio");
-	v = assemble_ok(w, 4);
-	raid_get_info(v, &info);
-	g = info.geom;
-	memset(buf, 0x11, sizeof(buf));
-	/* read of chunk 0 of stripe 0 fails */
-	fault_reset(w, 4);
-	fault_of(w[raid_data_member(&g, 0, 0)])->fail_read_at = 1;
-	ck_assert_int_eq(raid_read(v, buf, 0, 4096), -EIO);
-	ck_assert_int_eq(raid_read(v, buf, 0, 4096), 0); /* transient */
-	/* full stripe: the data write, then the parity write */
-	fault_reset(w, 4);
-	fault_of(w[raid_data_member(&g, 1, 2)])->fail_write_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 3 * 4096, 3 * 4096), -EIO);
-	fault_reset(w, 4);
-	fault_of(w[raid_parity_member(&g, 1)])->fail_write_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 3 * 4096, 3 * 4096), -EIO);
-	/* rmw: reading old parity, reading old data, writing data, writing parity */
-	fault_reset(w, 4);
-	fault_of(w[raid_parity_member(&g, 2)])->fail_read_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 6 * 4096 + 512, 512), -EIO);
-	fault_reset(w, 4);
-	fault_of(w[raid_data_member(&g, 2, 0)])->fail_read_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 6 * 4096 + 512, 512), -EIO);
-	fault_reset(w, 4);
-	fault_of(w[raid_data_member(&g, 2, 0)])->fail_write_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 6 * 4096 + 512, 512), -EIO);
-	fault_reset(w, 4);
-	fault_of(w[raid_parity_member(&g, 2)])->fail_write_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 6 * 4096 + 512, 512), -EIO);
-	/* rcw: reading the untouched chunk */
-	fault_reset(w, 4);
-	fault_of(w[raid_data_member(&g, 3, 2)])->fail_read_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 9 * 4096, 2 * 4096), -EIO);
-	/* the second stripe of a two-stripe write fails after the first went through */
-	fault_reset(w, 4);
-	fault_of(w[raid_parity_member(&g, 5)])->fail_write_at = 1;
-	ck_assert_int_eq(raid_write(v, buf, 4 * 3 * 4096, 2 * 3 * 4096), -EIO);
-	/* parity check and flush */
-	fault_reset(w, 4);
-	fault_of(w[3])->fail_read_at = 1;
-	ck_assert_int_eq(raid_check_stripe(v, 0, NULL), -EIO);
-	fault_reset(w, 4);
-	fault_of(w[1])->fail_flush = 1;
-	ck_assert_int_eq(raid_flush(v), -EIO);
-	/* every error came from an injected fault; the ones that leave parity stale are expected
-	 * (no journal yet), the others did not touch anything */
-	fault_reset(w, 4);
-	ck_assert_int_eq(raid_flush(v), 0);
-	raid_close(v);
+	fio_setup(&t, "fio");
+	raid_get_info(t.v, &before);
+	switch (_i) {
+	case FIO_READ: /* chunk 0 of stripe 0, once (not sticky): reconstructed */
+		k = raid_data_member(g, 0, 0);
+		fault_of(t.w[k])->fail_read_at = 1;
+		ck_assert_int_eq(raid_read(t.v, buf, 0, 4096), 0);
+		ck_assert_mem_eq(buf, t.model, 4096);
+		ck_assert_int_eq(raid_read(t.v, buf, 0, 4096), 0); /* from the others again */
+		ck_assert_mem_eq(buf, t.model, 4096);
+		ck_assert_uint_eq(fault_of(t.w[k])->reads, 1);
+		raid_get_info(t.v, &after);
+		ck_assert_uint_eq(after.stats.degraded_reads - before.stats.degraded_reads, 2);
+		break;
+	case FIO_FULL_DATA_W:
+		k = raid_data_member(g, 1, 2);
+		fault_of(t.w[k])->fail_write_at = 1;
+		fio_write(&t, 3 * 4096, 3 * 4096, names[_i]);
+		break;
+	case FIO_FULL_PARITY_W:
+		k = raid_parity_member(g, 1);
+		fault_of(t.w[k])->fail_write_at = 1;
+		fio_write(&t, 3 * 4096, 3 * 4096, names[_i]);
+		break;
+	case FIO_RMW_PARITY_R: /* nothing written yet: retried as a degraded write */
+		k = raid_parity_member(g, 2);
+		fault_of(t.w[k])->fail_read_at = 1;
+		fio_write(&t, 6 * 4096 + 512, 512, names[_i]);
+		raid_get_info(t.v, &after);
+		ck_assert_uint_eq(after.stats.degraded_writes - before.stats.degraded_writes, 1);
+		break;
+	case FIO_RMW_DATA_R:
+		k = raid_data_member(g, 2, 0);
+		fault_of(t.w[k])->fail_read_at = 1;
+		fio_write(&t, 6 * 4096 + 512, 512, names[_i]);
+		raid_get_info(t.v, &after);
+		ck_assert_uint_eq(after.stats.degraded_writes - before.stats.degraded_writes, 1);
+		break;
+	case FIO_RMW_DATA_W: /* the parity still goes out: the new data is in it */
+		k = raid_data_member(g, 2, 0);
+		fault_of(t.w[k])->fail_write_at = 1;
+		fio_write(&t, 6 * 4096 + 512, 512, names[_i]);
+		break;
+	case FIO_RMW_PARITY_W:
+		k = raid_parity_member(g, 2);
+		fault_of(t.w[k])->fail_write_at = 1;
+		fio_write(&t, 6 * 4096 + 512, 512, names[_i]);
+		break;
+	case FIO_RCW_R: /* two whole chunks of stripe 3: the untouched third one is read */
+		k = raid_data_member(g, 3, 2);
+		fault_of(t.w[k])->fail_read_at = 1;
+		fio_write(&t, 9 * 4096, 2 * 4096, names[_i]);
+		raid_get_info(t.v, &after);
+		ck_assert_uint_eq(after.stats.degraded_writes - before.stats.degraded_writes, 1);
+		break;
+	case FIO_SECOND_STRIPE: /* stripes 4 and 5: the member is data in 4, parity in 5 */
+		k = raid_parity_member(g, 5);
+		ck_assert_uint_ne(k, raid_parity_member(g, 4));
+		fault_of(t.w[k])->fail_write_at = 2;
+		fio_write(&t, 4 * 3 * 4096, 2 * 3 * 4096, names[_i]);
+		ck_assert_uint_eq(fault_of(t.w[k])->writes, 2);
+		break;
+	case FIO_CHECK: /* the check that hits the error says so; then there is nothing to compare */
+		k = 3;
+		fault_of(t.w[k])->fail_read_at = 1;
+		ck_assert_int_eq(raid_check_stripe(t.v, 0, NULL), -EIO);
+		ck_assert_int_eq(raid_check_stripe(t.v, 0, NULL), -EAGAIN);
+		break;
+	case FIO_FLUSH:
+		k = 1;
+		fault_of(t.w[k])->fail_flush = 1;
+		ck_assert_int_eq(raid_flush(t.v), 0);
+		ck_assert_uint_eq(fault_of(t.w[k])->flushes, 1);
+		break;
+	default:
+		ck_abort();
+	}
+	fio_verify(&t, k, names[_i]);
 }
 END_TEST
 
-/* A failing flush at close: the array is not marked clean. */
-START_TEST(test_fault_close_unclean)
+/* Failing flushes at close (raid_close: flush, then mark clean). One member failing there is a
+ * member failure like any other: it is marked failed in the others' superblocks and the array
+ * closes CLEAN on the rest (their data is flushed; the failed member is not trusted again, so what
+ * it lost does not matter). Two failing: the array cannot be made consistent and stays dirty. */
+START_TEST(test_fault_close_flush)
 {
 	struct raid_member *a[4], *w[4];
 	struct raid_vol *v;
 	struct raid_info info;
+	struct raid_sb sb;
+	struct urand r = { unit_seed_for(0x73000) };
+	const uint64_t V = 3ull * 16 * SMALL_C;
+	uint8_t *data = malloc(V), *back = malloc(V);
 
-	mems_open(a, 4, SMALL_SIZE, "fcl");
-	create_ok(a, 3, SMALL_C, 512, 161);
-	for (int i = 0; i < 4; i++)
-		w[i] = fault_wrap(a[i], 0);
+	ck_assert(data && back);
+	/* member 2's flush fails at close */
+	wrapped_array(a, w, 4, "fcl", 161);
 	v = assemble_ok(w, 4);
+	urand_fill(&r, data, V);
+	ck_assert_int_eq(raid_write(v, data, 0, V), 0);
+	ck_assert_int_eq(raid_write(v, data + 3, 4000, 9000), 0);
+	memmove(data + 4000, data + 3, 9000);
 	fault_of(w[2])->fail_flush = 1;
 	raid_close(v);
-	for (int i = 0; i < 4; i++)
-		w[i] = fault_wrap(a[i], 0);
-	v = assemble_ok(w, 4);
+	assert_sbs_record(a, 4, 1u << 2, 5, 0, "flush failed at close");
+	newest_sb(a[2], &sb);
+	ck_assert_uint_eq(sb.sequence, 3); /* the assembly's dirty mark */
+	ck_assert_uint_eq(sb.flags & RAID_SB_FLAG_DIRTY, RAID_SB_FLAG_DIRTY);
+	v = assemble_ok(a, 4);
 	raid_get_info(v, &info);
-	ck_assert_int_eq(info.was_dirty, 1);
+	ck_assert_int_eq(info.was_dirty, 0);
+	ck_assert_uint_eq(info.failed_mask, 1u << 2);
+	ck_assert_int_eq(raid_read(v, back, 0, V), 0);
+	ck_assert_msg(memcmp(back, data, V) == 0, "data differs after the close");
 	raid_close(v);
-	/* a member dying for good during close: close still frees everything */
-	for (int i = 0; i < 4; i++)
-		w[i] = fault_wrap(a[i], 1);
+
+	/* member 1 dies for good during close: its clean mark cannot be written */
+	wrapped_array(a, w, 4, "fcl2", 162);
 	v = assemble_ok(w, 4);
+	fault_reset(w, 4);
 	fault_of(w[1])->fail_write_at = 1;
 	fault_of(w[1])->sticky = 1;
 	raid_close(v);
+	assert_sbs_record(a, 4, 1u << 1, 5, 0, "died at close");
+	v = assemble_ok(a, 4);
+	raid_get_info(v, &info);
+	ck_assert_int_eq(info.was_dirty, 0);
+	ck_assert_uint_eq(info.failed_mask, 1u << 1);
+	raid_close(v);
+
+	/* two flushes fail: not marked clean; both recorded as failed */
+	wrapped_array(a, w, 4, "fcl3", 163);
+	v = assemble_ok(w, 4);
+	fault_of(w[1])->fail_flush = 1;
+	fault_of(w[3])->fail_flush = 1;
+	raid_close(v);
+	for (int i = 0; i < 4; i += 2) {
+		newest_sb(a[i], &sb);
+		ck_assert_uint_eq(sb.failed_mask, (1u << 1) | (1u << 3));
+		ck_assert_uint_eq(sb.flags & RAID_SB_FLAG_DIRTY, RAID_SB_FLAG_DIRTY);
+	}
+	v = assemble_ok(a, 4);
+	raid_get_info(v, &info);
+	ck_assert_int_eq(info.was_dirty, 1);
+	ck_assert_uint_eq(info.failed_mask, (1u << 1) | (1u << 3));
+	ck_assert_str_eq(raid_state_name(&info), "failed");
+	raid_close(v);
+	free(data);
+	free(back);
 }
 END_TEST
 
@@ -2007,6 +2364,7 @@ static Suite *raid_suite(void)
 	tcase_add_test(tc, test_crash_leaves_dirty);
 	tcase_add_test(tc, test_sequence_alternates);
 	tcase_add_test(tc, test_interrupted_sb_update);
+	tcase_add_test(tc, test_sb_write_fails_at_assembly);
 	tcase_add_test(tc, test_check_stripe_detects);
 	tcase_add_test(tc, test_uuid_str);
 	suite_add_tcase(s, tc);
@@ -2015,8 +2373,8 @@ static Suite *raid_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_fault_create);
 	tcase_add_test(tc, test_fault_assemble);
-	tcase_add_test(tc, test_fault_io);
-	tcase_add_test(tc, test_fault_close_unclean);
+	tcase_add_loop_test(tc, test_fault_io, 0, FIO_CASES);
+	tcase_add_test(tc, test_fault_close_flush);
 	tcase_add_loop_test(tc, test_fault_schedule, 0, 40);
 	suite_add_tcase(s, tc);
 	return s;

@@ -49,7 +49,7 @@ static struct raid_sb sample_sb(void)
 	sb.ctime = 1700000000;
 	sb.failed_mask = 0x8001;
 	sb.bitmap_offset_bytes = 2ull << 20;
-	sb.bitmap_bytes = 123456;
+	sb.bitmap_bytes = 122880;   /* 30 blocks of 4 KiB */
 	sb.bitmap_region_stripes = 8;
 	sb.rebuild_member = 3;
 	sb.rebuild_checkpoint = 17;
@@ -90,6 +90,9 @@ START_TEST(test_roundtrip)
 	ck_assert_uint_eq(out.failed_mask, in.failed_mask);
 	ck_assert_uint_eq(out.bitmap_offset_bytes, in.bitmap_offset_bytes);
 	ck_assert_uint_eq(out.bitmap_bytes, in.bitmap_bytes);
+	ck_assert_uint_eq(out.rebuild_member, in.rebuild_member);
+	ck_assert_uint_eq(out.bitmap_region_stripes, in.bitmap_region_stripes);
+	ck_assert_uint_eq(out.rebuild_checkpoint, in.rebuild_checkpoint);
 }
 END_TEST
 
@@ -120,8 +123,29 @@ START_TEST(test_roundtrip_random)
 		in.volid = urand_next(&r);
 		in.ctime = urand_next(&r);
 		in.failed_mask = urand_next(&r);
-		in.bitmap_offset_bytes = urand_next(&r);
-		in.bitmap_bytes = urand_next(&r);
+		/* the resilience fields, within what decode accepts: a bitmap (or none) inside the
+		 * metadata area with a region size, a rebuild target 0..N (index + 1), a checkpoint
+		 * 0..stripes */
+		if (urand_below(&r, 4) == 0) {
+			in.bitmap_offset_bytes = 0;
+			in.bitmap_bytes = urand_below(&r, 2) ? 0 : urand_next(&r);
+			in.bitmap_region_stripes = (uint32_t)urand_next(&r);
+		} else {
+			/* 4 KiB aligned, past the two superblocks, ending by data_offset, and with a
+			 * bit for every region */
+			uint64_t blocks = RAID_DATA_OFFSET_BYTES / 4096, regions;
+
+			in.bitmap_offset_bytes = 4096 * urand_range(&r, 2, blocks - 1);
+			in.bitmap_bytes = 4096 * urand_range(&r, 1, blocks - in.bitmap_offset_bytes / 4096);
+			regions = in.bitmap_bytes * 8;
+			in.bitmap_region_stripes = (uint32_t)((raid_nr_stripes(&in.geom) + regions - 1) /
+							      regions);
+			if (in.bitmap_region_stripes == 0)
+				in.bitmap_region_stripes = 1;
+			in.bitmap_region_stripes += (uint32_t)urand_below(&r, 1000);
+		}
+		in.rebuild_member = (uint32_t)urand_below(&r, in.nr_members + 1);
+		in.rebuild_checkpoint = urand_below(&r, raid_nr_stripes(&in.geom) + 1);
 		raid_sb_encode(&in, b);
 		if (raid_sb_decode(b, &out, why, sizeof(why)) != 0)
 			ck_abort_msg("iteration %d: decode: %s", it, why);
@@ -136,7 +160,10 @@ START_TEST(test_roundtrip_random)
 		    out.ctime != in.ctime || out.failed_mask != in.failed_mask ||
 		    out.bitmap_offset_bytes != in.bitmap_offset_bytes ||
 		    out.bitmap_bytes != in.bitmap_bytes || out.geom.chunk_bytes != in.geom.chunk_bytes ||
-		    out.geom.block_bytes != in.geom.block_bytes)
+		    out.geom.block_bytes != in.geom.block_bytes ||
+		    out.rebuild_member != in.rebuild_member ||
+		    out.bitmap_region_stripes != in.bitmap_region_stripes ||
+		    out.rebuild_checkpoint != in.rebuild_checkpoint)
 			ck_abort_msg("iteration %d: a field changed in the round trip", it);
 	}
 }
@@ -174,10 +201,15 @@ START_TEST(test_encoded_layout)
 	ck_assert_uint_eq(get_le64(b + 120), in.failed_mask);
 	ck_assert_uint_eq(get_le64(b + 128), in.bitmap_offset_bytes);
 	ck_assert_uint_eq(get_le64(b + 136), in.bitmap_bytes);
+	ck_assert_uint_eq(get_le32(b + 144), in.rebuild_member);
+	ck_assert_uint_eq(get_le32(b + 148), in.bitmap_region_stripes);
+	ck_assert_uint_eq(get_le64(b + 152), in.rebuild_checkpoint);
 	/* explicit byte order of one field: little-endian on every host */
 	ck_assert_uint_eq(b[104], 0x88);
 	ck_assert_uint_eq(b[111], 0x11);
-	for (int i = 144; i < 4096; i++)
+	ck_assert_uint_eq(b[144], 3);
+	ck_assert_uint_eq(b[145] | b[146] | b[147], 0);
+	for (int i = 160; i < 4096; i++)
 		if (b[i])
 			ck_abort_msg("reserved byte %d is %#x", i, b[i]);
 	memcpy(copy, b, sizeof(b));
@@ -240,7 +272,7 @@ START_TEST(test_random_damage)
 	older.flags = 0;
 	older.ctime -= 1000;
 	older.failed_mask = 0;
-	older.bitmap_bytes = 99;
+	older.bitmap_bytes = 4096;
 	raid_sb_encode(&in, good);
 	raid_sb_encode(&older, old);
 	for (int it = 0; it < 4000; it++) {
@@ -351,11 +383,59 @@ START_TEST(test_bad_fields)
 	case 9: in.member_index = 6; what = "member_index == N"; break;
 	case 10: in.member_index = 0xffffffffu; what = "member_index huge"; break;
 	case 11: in.volume_bytes += 65536; what = "volume_bytes != n * data"; break;
+	/* the resilience fields (docs/raid-resilience.md) */
+	case 12: in.rebuild_member = in.nr_members + 1; what = "rebuild_member N+1"; break;
+	case 13: in.rebuild_member = 0xffffffffu; what = "rebuild_member huge"; break;
+	case 14: in.rebuild_checkpoint = raid_nr_stripes(&in.geom) + 1;
+		what = "rebuild_checkpoint past the last stripe"; break;
+	case 15: in.rebuild_checkpoint = UINT64_MAX; what = "rebuild_checkpoint huge"; break;
+	case 16: in.bitmap_region_stripes = 0; what = "bitmap with region_stripes 0"; break;
+	case 17: in.bitmap_offset_bytes = 65536; in.bitmap_bytes = RAID_DATA_OFFSET_BYTES - 65536 + 1;
+		what = "bitmap one byte into the data area"; break;
+	case 18: in.bitmap_offset_bytes = RAID_DATA_OFFSET_BYTES; in.bitmap_bytes = 4096;
+		what = "bitmap at data_offset"; break;
+	case 19: in.bitmap_offset_bytes = 65536; in.bitmap_bytes = UINT64_MAX - 65535;
+		what = "bitmap_bytes wrapping around"; break;
+	case 20: in.bitmap_offset_bytes = 65536; in.bitmap_region_stripes = 1; in.bitmap_bytes = 8;
+		what = "bitmap smaller than its regions (1000 stripes, 1 per region, 8 bytes)"; break;
 	default: ck_abort();
 	}
 	raid_sb_encode(&in, b);
 	ck_assert_msg(raid_sb_decode(b, &out, why, sizeof(why)) == -EPROTO, "%s accepted", what);
 	ck_assert_msg(why[0] != '\0', "%s: no reason given", what);
+}
+END_TEST
+#define NR_BAD_FIELDS 21
+
+/* The limits of the resilience fields themselves are valid: the last member being rebuilt, a
+ * checkpoint at the end (rebuilt completely), a bitmap ending exactly at data_offset, and no
+ * bitmap at all (then its region size means nothing). */
+START_TEST(test_resilience_field_limits)
+{
+	struct raid_sb in = sample_sb(), out;
+	uint8_t b[RAID_SB_BYTES];
+	char why[200] = "";
+	const char *what = "";
+
+	switch (_i) {
+	case 0: in.rebuild_member = in.nr_members; what = "rebuild_member N"; break;
+	case 1: in.rebuild_member = 0; in.rebuild_checkpoint = 0; what = "no rebuild"; break;
+	case 2: in.rebuild_checkpoint = raid_nr_stripes(&in.geom); what = "checkpoint at the end";
+		break;
+	case 3: in.bitmap_offset_bytes = 65536; in.bitmap_bytes = RAID_DATA_OFFSET_BYTES - 65536;
+		what = "bitmap up to data_offset"; break;
+	case 4: in.bitmap_offset_bytes = 0; in.bitmap_bytes = 0; in.bitmap_region_stripes = 0;
+		what = "no bitmap"; break;
+	case 5: in.bitmap_region_stripes = UINT32_MAX; what = "huge regions"; break;
+	default: ck_abort();
+	}
+	raid_sb_encode(&in, b);
+	ck_assert_msg(raid_sb_decode(b, &out, why, sizeof(why)) == 0, "%s refused: %s", what, why);
+	ck_assert_uint_eq(out.rebuild_member, in.rebuild_member);
+	ck_assert_uint_eq(out.rebuild_checkpoint, in.rebuild_checkpoint);
+	ck_assert_uint_eq(out.bitmap_offset_bytes, in.bitmap_offset_bytes);
+	ck_assert_uint_eq(out.bitmap_bytes, in.bitmap_bytes);
+	ck_assert_uint_eq(out.bitmap_region_stripes, in.bitmap_region_stripes);
 }
 END_TEST
 
@@ -376,7 +456,8 @@ static Suite *superblock_suite(void)
 	tcase_add_test(tc, test_not_a_superblock);
 	tcase_add_test(tc, test_newer_version);
 	tcase_add_test(tc, test_bad_length);
-	tcase_add_loop_test(tc, test_bad_fields, 0, 12);
+	tcase_add_loop_test(tc, test_bad_fields, 0, NR_BAD_FIELDS);
+	tcase_add_loop_test(tc, test_resilience_field_limits, 0, 6);
 	suite_add_tcase(s, tc);
 	return s;
 }

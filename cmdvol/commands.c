@@ -10,7 +10,9 @@
 
 #include "cmdvol/cmddev.h"
 #include "cmdvol/ops.h"
+#include "cmdvol/mirrors.h"
 #include "cmdvol/raidops.h"
+#include "raid/mirror.h"
 #include "raid/raidvol.h"
 #include "replication/vvol.h"
 
@@ -428,6 +430,155 @@ static int c_lunmap_show(struct exec_ctx *x)
 	return CB_OK;
 }
 
+/* ---- mirrors (docs/mirror.md; cmdvol/mirrors.c) ---- */
+int mirrors_cmd_create(uint64_t primary, uint64_t secondary, uint32_t want_id, uint64_t granule,
+		       char *msg, size_t msg_len, uint32_t *out_id);
+int mirrors_cmd_delete(uint32_t id, char *msg, size_t msg_len);
+int mirrors_with(uint32_t id, int (*fn)(struct mirror *m, void *arg), void *arg);
+void mirrors_each(void (*fn)(struct mirror *m, void *arg), void *arg);
+void mirrors_start_copier(struct mirror *m);
+
+static void mirror_line(struct mirror *m, void *arg)
+{
+	struct cb_result *res = arg;
+	struct mirror_status st;
+	uint64_t granules;
+
+	mirror_get_status(m, &st);
+	granules = (st.cfg.size_bytes + st.cfg.granule_bytes - 1) / st.cfg.granule_bytes;
+	res_line(res, "mirror id=%u primary=%" PRIu64 " secondary=%" PRIu64 " state=%s "
+		 "granule_bytes=%" PRIu64 " size_bytes=%" PRIu64 " dirty_bytes=%" PRIu64
+		 " copied_percent=%.1f copied_bytes=%" PRIu64 " primary_attached=%d "
+		 "secondary_attached=%d duplexed_writes=%" PRIu64 " recorded_writes=%" PRIu64
+		 " secondary_errors=%" PRIu64 " secondary_reads=%" PRIu64, st.cfg.id,
+		 st.cfg.primary_volid, st.cfg.secondary_volid, mirror_state_name(st.cfg.state),
+		 st.cfg.granule_bytes, st.cfg.size_bytes, st.dirty_granules * st.cfg.granule_bytes,
+		 st.cfg.state == MIRROR_COPYING ? 100.0 * (double)st.cfg.copy_pos / (double)granules :
+		 100.0, st.copied_bytes, st.primary_attached, st.secondary_attached,
+		 st.duplexed_writes, st.recorded_writes, st.secondary_errors, st.secondary_reads);
+}
+
+struct one_arg {
+	uint32_t id;
+	struct cb_result *res;
+};
+
+static void mirror_one(struct mirror *m, void *p)
+{
+	struct one_arg *a = p;
+
+	if (!a->id || mirror_id(m) == a->id)
+		mirror_line(m, a->res);
+}
+
+static int c_mirror_status(struct exec_ctx *x)
+{
+	uint64_t id = 0;
+	struct one_arg a;
+
+	if (cb_get(x->cb, "id") && param_u64(x, "id", 1, UINT32_MAX, &id))
+		return x->res->status;
+	mirrors_reconcile();
+	a.id = (uint32_t)id;
+	a.res = x->res;
+	mirrors_each(mirror_one, &a);
+	if (id && !x->res->body_lines) {
+		res_status(x->res, CB_NOT_FOUND, "no mirror %" PRIu64, id);
+		return CB_NOT_FOUND;
+	}
+	res_status(x->res, CB_OK, "%d mirrors", x->res->body_lines);
+	return CB_OK;
+}
+
+static int c_mirror_create(struct exec_ctx *x)
+{
+	uint64_t p, s, id = 0, gk = 0;
+	uint32_t got;
+	char msg[512];
+	int err;
+
+	if (param_u64(x, "primary", 1, UINT32_MAX, &p) || param_u64(x, "secondary", 1, UINT32_MAX, &s) ||
+	    (cb_get(x->cb, "id") && param_u64(x, "id", 1, 65535, &id)) ||
+	    (cb_get(x->cb, "granule_kib") && param_u64(x, "granule_kib", 4, 65536, &gk)))
+		return x->res->status;
+	err = mirrors_cmd_create(p, s, (uint32_t)id, gk * 1024, msg, sizeof(msg), &got);
+	if (err) {
+		res_status(x->res, err == -ENOENT ? CB_NOT_FOUND : err == -EEXIST ? CB_EXISTS :
+			   err == -ENODEV || err == -ENOMEM ? CB_FAILED : CB_INVALID, "%s", msg);
+		return x->res->status;
+	}
+	{
+		struct one_arg a = { .id = got, .res = x->res };
+
+		mirrors_each(mirror_one, &a);
+	}
+	res_status(x->res, CB_RUNNING, "%s", msg);
+	return CB_RUNNING;
+}
+
+static int do_split(struct mirror *m, void *arg)
+{
+	(void)arg;
+	return mirror_split(m);
+}
+
+static int do_resync(struct mirror *m, void *arg)
+{
+	int err = mirror_start_resync(m);
+
+	(void)arg;
+	if (!err)
+		mirrors_start_copier(m);
+	return err;
+}
+
+static int c_mirror_change(struct exec_ctx *x, int (*fn)(struct mirror *m, void *arg),
+			   const char *what)
+{
+	uint64_t id;
+	int err;
+
+	if (param_u64(x, "id", 1, UINT32_MAX, &id))
+		return x->res->status;
+	mirrors_reconcile();
+	err = mirrors_with((uint32_t)id, fn, NULL);
+	if (err == -ENOENT) {
+		res_status(x->res, CB_NOT_FOUND, "no mirror %" PRIu64, id);
+	} else if (err == -ENODEV) {
+		res_status(x->res, CB_INVALID, "mirror %" PRIu64 ": its secondary is not available", id);
+	} else if (err) {
+		struct one_arg a = { .id = (uint32_t)id, .res = x->res };
+
+		mirrors_each(mirror_one, &a);
+		res_status(x->res, CB_INVALID, "mirror %" PRIu64 ": cannot %s in this state", id, what);
+	} else {
+		struct one_arg a = { .id = (uint32_t)id, .res = x->res };
+
+		mirrors_each(mirror_one, &a);
+		res_status(x->res, fn == do_resync ? CB_RUNNING : CB_OK, "mirror %" PRIu64 ": %s", id,
+			   fn == do_resync ? "resync started" : "split: the secondary is a point-in-time "
+			   "copy; writes to the primary are recorded");
+	}
+	return x->res->status;
+}
+
+static int c_mirror_split(struct exec_ctx *x) { return c_mirror_change(x, do_split, "split"); }
+static int c_mirror_resync(struct exec_ctx *x) { return c_mirror_change(x, do_resync, "resync"); }
+
+static int c_mirror_delete(struct exec_ctx *x)
+{
+	uint64_t id;
+	char msg[256];
+	int err;
+
+	if (param_u64(x, "id", 1, UINT32_MAX, &id))
+		return x->res->status;
+	mirrors_reconcile();
+	err = mirrors_cmd_delete((uint32_t)id, msg, sizeof(msg));
+	res_status(x->res, err == -ENOENT ? CB_NOT_FOUND : err ? CB_FAILED : CB_OK, "%s", msg);
+	return x->res->status;
+}
+
 /* raid-rebuild: reconstruct a replacement member in the background. */
 static int raid_rebuild_work(struct op *op, void *arg)
 {
@@ -624,6 +775,12 @@ const struct command commands[] = {
 	{ 12, "raid-rebuild", "volid member path", c_raid_rebuild,
 	  "rebuild a failed member onto a replacement (long operation)" },
 	{ 13, "lunmap-show", "", c_lunmap_show, "virtual volumes and their peers (the LUN map)" },
+	{ 20, "mirror-create", "primary secondary [id] [granule_kib]", c_mirror_create,
+	  "mirror a volume to another (any geometry, local or a vvol): starts the copy" },
+	{ 21, "mirror-split", "id", c_mirror_split, "stop duplex; record writes to the primary" },
+	{ 22, "mirror-resync", "id", c_mirror_resync, "copy the recorded granules, then duplex" },
+	{ 23, "mirror-status", "[id]", c_mirror_status, "state, dirty bytes, progress" },
+	{ 24, "mirror-delete", "id", c_mirror_delete, "detach the mirror (volumes stay)" },
 #ifdef TANDEM_FAULT_INJECTION
 	{ 90, "raid-fault", "volid member op mode [n] [ppm] [seed]", c_raid_fault,
 	  "test builds: inject member faults" },

@@ -400,6 +400,7 @@ void tables_close(struct tables *t)
 }
 
 const char *tables_device_name(struct tables *t) { return t->name; }
+const char *tables_path(struct tables *t) { return t->path; }
 const char *tables_device_uuid(struct tables *t) { return t->uuid; }
 uint64_t tables_generation(struct tables *t)
 {

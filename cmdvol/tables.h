@@ -28,6 +28,7 @@ int tables_open(const char *path, int create, const char *device_name, struct ta
 void tables_close(struct tables *t);
 
 const char *tables_device_name(struct tables *t);
+const char *tables_path(struct tables *t);
 /* "xxxxxxxx-xxxx-..." */
 const char *tables_device_uuid(struct tables *t);
 uint64_t tables_generation(struct tables *t);

@@ -30,9 +30,19 @@ static int in_range(struct vol *v, uint64_t off, uint64_t len)
 
 int vol_read(struct vol *v, void *buf, uint64_t off, uint64_t len)
 {
+	int rc;
+
 	if (!in_range(v, off, len))
 		return -ERANGE;
-	return v->ops->read(v, buf, off, len);
+	rc = v->ops->read(v, buf, off, len);
+	if (rc && v->hooks) {
+		pthread_rwlock_rdlock(&v->hooks_lock);
+		for (struct vol_hook *h = v->hooks; h && rc; h = h->next)
+			if (h->read_error)
+				rc = h->read_error(h, v, buf, off, len, rc);
+		pthread_rwlock_unlock(&v->hooks_lock);
+	}
+	return rc;
 }
 
 int vol_write(struct vol *v, const void *buf, uint64_t off, uint64_t len)

@@ -36,6 +36,10 @@ struct vol_hook {
 			 uint64_t len_bytes);                       /* optional */
 	int (*post_write)(struct vol_hook *h, struct vol *v, const void *buf, uint64_t off_bytes,
 			  uint64_t len_bytes, int result);          /* optional; returns the result */
+	/* optional: a read of the volume failed with `result`; may serve it from elsewhere (a
+	 * mirror's secondary) and return 0, or return the error */
+	int (*read_error)(struct vol_hook *h, struct vol *v, void *buf, uint64_t off_bytes,
+			  uint64_t len_bytes, int result);
 	void *priv;
 	struct vol_hook *next;          /* protected by vol.hooks_lock */
 };

@@ -368,6 +368,28 @@ int peer_capacity(struct peer *p, uint64_t *size_bytes, uint32_t *block_bytes)
 	return err;
 }
 
+int peer_opt_xfer(struct peer *p, uint64_t *bytes)
+{
+	struct psess *s = sess_get(p, 0);
+	struct cb_state c = { 0 };
+	int err = sess_ready(p, s);
+
+	*bytes = 0;
+	if (!err && !iscsi_inquiry_task(s->ctx, p->lun, 1, 0xb0, 64, task_cb, &c)) {
+		drop(p, s, "cannot queue a command");
+		err = -ENOTCONN;
+	} else if (!err && !(err = sess_task(p, s, &c))) {
+		struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(c.task);
+
+		if (bl)
+			*bytes = (uint64_t)bl->opt_xfer_len * p->block_bytes;
+	}
+	if (c.task)
+		scsi_free_scsi_task(c.task);
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
 static int io(struct peer *p, uint64_t key, int is_write, void *buf, uint64_t off, uint64_t len,
 	      int fua)
 {

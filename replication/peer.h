@@ -25,6 +25,9 @@ void peer_close(struct peer *p);
 
 /* Capacity of the remote LU (connects if needed). */
 int peer_capacity(struct peer *p, uint64_t *size_bytes, uint32_t *block_bytes);
+/* The remote LU's optimal transfer length (Block Limits VPD; a tandem raid LU's full stripe),
+ * 0 when it does not say. */
+int peer_opt_xfer(struct peer *p, uint64_t *bytes);
 /* `key`: 0, or (per_key peers) the caller's identity, e.g. the host's I_T nexus. */
 int peer_read(struct peer *p, uint64_t key, void *buf, uint64_t off_bytes, uint64_t len_bytes);
 int peer_write(struct peer *p, uint64_t key, const void *buf, uint64_t off_bytes,

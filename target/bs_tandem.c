@@ -11,6 +11,7 @@
 
 #include "target/tandem_lu.h"
 #include "cmdvol/cmddev.h"
+#include "cmdvol/mirrors.h"
 #include "cmdvol/raidops.h"
 #include "raid/raidvol.h"
 #include "raid/tlog.h"
@@ -87,11 +88,12 @@ int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *s
 		*fd = pfd[0];
 	}
 	lu->blk_shift = (unsigned)__builtin_ctz(v->block_bytes);
+	TANDEM_LU(lu)->vol = v;
+	mirrors_reconcile();     /* a mirror may wait for this volume */
 	/* INQUIRY product id per type: udev rules and admins can tell tandem LUs apart */
 	snprintf(lu->attrs.product_id, sizeof(lu->attrs.product_id), "TANDEM-%s",
 		 !strcmp(v->type, "cmddev") ? "CMDDEV" : !strcmp(v->type, "vvol") ? "VVOL" : "RAID");
 	*size = v->size_bytes;
-	TANDEM_LU(lu)->vol = v;
 	return 0;
 }
 
@@ -148,6 +150,7 @@ static void tandem_close(struct scsi_lu *lu)
 
 	if (t->vol) {
 		tlog_lu(lu, TLOG_INFO, "%s volid %" PRIu64 " closed", t->vol->type, t->vol->volid);
+		mirrors_volume_closing(t->vol);
 		vol_unregister(t->vol);
 		if (t->cmddev)
 			cmddev_close(t->cmddev);   /* drops the cmddev's own reference */

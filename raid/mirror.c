@@ -1,0 +1,775 @@
+#include "raid/mirror.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raid/tlog.h"
+#include "raid/util.h"
+
+/* Bitmap file: header 4 KiB (0 magic "TNDMMBMP" | 8 version | 12 length 4096 | 16 crc32c |
+ * 20 mirror id | 24 granule bytes | 32 bits | 40.. reserved), then blocks of 4 KiB: 4092 bytes
+ * of bits + a CRC32C of them (little-endian, at byte 4092). */
+#define BM_MAGIC "TNDMMBMP"
+#define BM_HDR 4096u
+#define BM_BLK 4096u
+#define BM_BITS_PER_BLK ((BM_BLK - 4u) * 8u)
+#define GLOCKS 1024
+#define CHECKPOINT_GRANULES 64
+
+struct mirror {
+	struct mirror_cfg cfg;          /* protected by state_lock */
+	mirror_persist_fn *persist;
+	void *ctx;
+	pthread_rwlock_t state_lock;    /* read-held by writes (pre to post), write-held to change state */
+	struct vol *primary, *secondary;   /* references held; changed under state_lock (write) */
+	struct vol_hook hook;
+	int hooked;
+	pthread_mutex_t glock[GLOCKS];  /* granule g: glock[g % GLOCKS] */
+	/* bitmap */
+	int fd;
+	uint64_t nbits, nblk;
+	uint8_t *blk;                   /* nblk blocks as on disk */
+	pthread_mutex_t bm_lock;
+	uint64_t dirty;                 /* bits set; bm_lock */
+	uint32_t *inflight;             /* per bitmap block: duplexed writes in flight; bm_lock */
+	uint64_t *last_ns;              /* per bitmap block: end of its last duplexed write; bm_lock */
+	uint64_t resync_cursor;         /* next bit to look at */
+	pthread_t cleaner;
+	int cleaner_running, stop;
+	pthread_cond_t stop_cond;
+	/* counters (atomic) */
+	uint64_t copied, duplexed, recorded, sec_errors, sec_reads;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+const char *mirror_state_name(enum mirror_state s)
+{
+	static const char *const n[] = { "copying", "duplex", "split", "resyncing", "suspended" };
+
+	return (unsigned)s <= MIRROR_SUSPENDED ? n[s] : "unknown";
+}
+
+uint32_t mirror_id(struct mirror *m) { return m->cfg.id; }
+
+static int bit_get(struct mirror *m, uint64_t g)
+{
+	uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
+
+	return m->blk[b * BM_BLK + i / 8] >> (i % 8) & 1;
+}
+
+static int blk_write(struct mirror *m, uint64_t b, int sync)
+{
+	uint8_t *p = m->blk + b * BM_BLK;
+	off_t off = (off_t)(BM_HDR + b * BM_BLK);
+	int err;
+
+	put_le32(p + BM_BLK - 4, tcrc32c(p, BM_BLK - 4));
+	err = full_pwrite(m->fd, p, BM_BLK, off);
+	if (!err && sync && sync_file_range(m->fd, off, BM_BLK, SYNC_FILE_RANGE_WAIT_BEFORE |
+					    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER))
+		err = fdatasync(m->fd) ? -errno : 0;
+	return err;
+}
+
+/* Set the bits of granules [g0, g1] durably before returning. */
+static int bits_set(struct mirror *m, uint64_t g0, uint64_t g1)
+{
+	uint64_t last_blk = UINT64_MAX;
+	int err = 0;
+
+	pthread_mutex_lock(&m->bm_lock);
+	for (uint64_t g = g0; g <= g1 && g < m->nbits; g++) {
+		uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
+
+		if (bit_get(m, g))
+			continue;
+		m->blk[b * BM_BLK + i / 8] |= (uint8_t)(1u << (i % 8));
+		m->dirty++;
+		if (b != last_blk && last_blk != UINT64_MAX && !err)
+			err = blk_write(m, last_blk, 1);
+		last_blk = b;
+	}
+	if (last_blk != UINT64_MAX && !err)
+		err = blk_write(m, last_blk, 1);
+	pthread_mutex_unlock(&m->bm_lock);
+	if (err)
+		tlog(TLOG_ERR, "mirror %u: cannot record updates in %s: %s", m->cfg.id,
+		     m->cfg.bitmap_path, strerror(-err));
+	return err;
+}
+
+static void bit_clear(struct mirror *m, uint64_t g)
+{
+	uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
+
+	pthread_mutex_lock(&m->bm_lock);
+	if (bit_get(m, g)) {
+		m->blk[b * BM_BLK + i / 8] &= (uint8_t)~(1u << (i % 8));
+		m->dirty--;
+		blk_write(m, b, 0);   /* a lost clear only costs a second copy */
+	}
+	pthread_mutex_unlock(&m->bm_lock);
+}
+
+static int bitmap_open(struct mirror *m, int create, char *why, size_t why_len)
+{
+	uint8_t h[BM_HDR] = { 0 };
+	int err;
+
+	m->nbits = (m->cfg.size_bytes + m->cfg.granule_bytes - 1) / m->cfg.granule_bytes;
+	m->nblk = (m->nbits + BM_BITS_PER_BLK - 1) / BM_BITS_PER_BLK;
+	m->blk = calloc(m->nblk ? m->nblk : 1, BM_BLK);
+	if (!m->blk)
+		return -ENOMEM;
+	m->fd = open(m->cfg.bitmap_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+	if (m->fd < 0) {
+		err = -errno;
+		snprintf(why, why_len, "mirror bitmap %s: %s", m->cfg.bitmap_path, strerror(errno));
+		return err;
+	}
+	if (create) {
+		memcpy(h, BM_MAGIC, 8);
+		put_le32(h + 8, 1);
+		put_le32(h + 12, BM_HDR);
+		put_le32(h + 20, m->cfg.id);
+		put_le64(h + 24, m->cfg.granule_bytes);
+		put_le64(h + 32, m->nbits);
+		put_le32(h + 16, tcrc32c(h, BM_HDR));
+		if ((err = full_pwrite(m->fd, h, BM_HDR, 0)))
+			goto werr;
+		for (uint64_t b = 0; b < m->nblk; b++)
+			if ((err = blk_write(m, b, 0)))
+				goto werr;
+		if (fdatasync(m->fd)) {
+			err = -errno;
+			goto werr;
+		}
+		return 0;
+werr:
+		snprintf(why, why_len, "mirror bitmap %s: cannot write: %s", m->cfg.bitmap_path,
+			 strerror(-err));
+		return err;
+	}
+	if ((err = full_pread(m->fd, h, BM_HDR, 0)) || memcmp(h, BM_MAGIC, 8)) {
+		snprintf(why, why_len, "mirror bitmap %s: no mirror bitmap header", m->cfg.bitmap_path);
+		return -EPROTO;
+	}
+	{
+		uint32_t crc = get_le32(h + 16);
+
+		put_le32(h + 16, 0);
+		if (tcrc32c(h, BM_HDR) != crc || get_le32(h + 8) != 1 || get_le32(h + 20) != m->cfg.id ||
+		    get_le64(h + 24) != m->cfg.granule_bytes || get_le64(h + 32) != m->nbits) {
+			snprintf(why, why_len, "mirror bitmap %s: header damaged or of another mirror",
+				 m->cfg.bitmap_path);
+			return -EPROTO;
+		}
+	}
+	for (uint64_t b = 0; b < m->nblk; b++) {
+		uint8_t *p = m->blk + b * BM_BLK;
+
+		if ((err = full_pread(m->fd, p, BM_BLK, (off_t)(BM_HDR + b * BM_BLK))) ||
+		    get_le32(p + BM_BLK - 4) != tcrc32c(p, BM_BLK - 4)) {
+			snprintf(why, why_len, "mirror bitmap %s: block %" PRIu64 " damaged (CRC32C): "
+				 "refusing to guess which granules changed", m->cfg.bitmap_path, b);
+			return -EPROTO;
+		}
+	}
+	for (uint64_t g = 0; g < m->nbits; g++)
+		m->dirty += (uint64_t)bit_get(m, g);
+	return 0;
+}
+
+/* Lock the granules of [off, off+len) in ascending lock order (deduplicated). */
+static int granule_locks(struct mirror *m, uint64_t off, uint64_t len, uint32_t *idx, int max)
+{
+	uint64_t g0 = off / m->cfg.granule_bytes, g1 = (off + len - 1) / m->cfg.granule_bytes;
+	int n = 0;
+
+	if (len == 0)
+		return 0;
+	if (g1 - g0 + 1 >= GLOCKS || (int)(g1 - g0 + 1) > max) {
+		for (uint32_t i = 0; i < GLOCKS && n < max; i++)
+			idx[n++] = i;
+		return n;
+	}
+	for (uint64_t g = g0; g <= g1; g++) {
+		uint32_t k = (uint32_t)(g % GLOCKS);
+		int j = n;
+
+		while (j > 0 && idx[j - 1] > k) {
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		if (j > 0 && idx[j - 1] == k) {     /* duplicate: undo the shift */
+			memmove(&idx[j], &idx[j + 1], sizeof(*idx) * (size_t)(n - j));
+			continue;
+		}
+		idx[j] = k;
+		n++;
+	}
+	return n;
+}
+
+static uint64_t duplex_end(struct mirror *m, uint64_t off, uint64_t len);
+
+/* Duplexed writes in flight per bitmap block (the cleaner leaves those blocks alone). */
+static void intent_begin(struct mirror *m, uint64_t off, uint64_t end)
+{
+	uint64_t b0 = off / m->cfg.granule_bytes / BM_BITS_PER_BLK;
+	uint64_t b1 = (end - 1) / m->cfg.granule_bytes / BM_BITS_PER_BLK;
+
+	pthread_mutex_lock(&m->bm_lock);
+	for (uint64_t b = b0; b <= b1 && b < m->nblk; b++)
+		m->inflight[b]++;
+	pthread_mutex_unlock(&m->bm_lock);
+}
+
+static void intent_end(struct mirror *m, uint64_t off, uint64_t end)
+{
+	uint64_t b0 = off / m->cfg.granule_bytes / BM_BITS_PER_BLK;
+	uint64_t b1 = (end - 1) / m->cfg.granule_bytes / BM_BITS_PER_BLK;
+	uint64_t now = mono_ns();
+
+	pthread_mutex_lock(&m->bm_lock);
+	for (uint64_t b = b0; b <= b1 && b < m->nblk; b++) {
+		m->inflight[b]--;
+		m->last_ns[b] = now;
+	}
+	pthread_mutex_unlock(&m->bm_lock);
+}
+
+static int hook_pre(struct vol_hook *h, struct vol *v, const void *buf, uint64_t off, uint64_t len)
+{
+	struct mirror *m = h->priv;
+	uint32_t idx[GLOCKS];
+	int n, err = 0;
+
+	(void)v;
+	(void)buf;
+	pthread_rwlock_rdlock(&m->state_lock);
+	n = granule_locks(m, off, len, idx, GLOCKS);
+	for (int i = 0; i < n; i++)
+		pthread_mutex_lock(&m->glock[idx[i]]);
+	/* The bits are durable before the primary is written: recording states mark the whole
+	 * range; a duplexed write marks its part as intent (a crash between the primary and the
+	 * secondary write leaves the granule set, and the restart resyncs it; the cleaner clears
+	 * intent bits once both volumes are flushed and the block is idle). */
+	if (off < m->cfg.size_bytes) {
+		uint64_t end = off + len > m->cfg.size_bytes ? m->cfg.size_bytes : off + len;
+
+		if (m->cfg.state == MIRROR_SPLIT || m->cfg.state == MIRROR_SUSPENDED || !m->secondary) {
+			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes);
+			if (!err)
+				__atomic_add_fetch(&m->recorded, 1, __ATOMIC_RELAXED);
+		} else if ((end = duplex_end(m, off, len)) > off) {
+			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes);
+			if (!err)
+				intent_begin(m, off, end);
+		}
+	}
+	if (err) {
+		for (int i = n - 1; i >= 0; i--)
+			pthread_mutex_unlock(&m->glock[idx[i]]);
+		pthread_rwlock_unlock(&m->state_lock);
+		return -EIO;   /* never lose track of a change: refuse the write */
+	}
+	return 0;
+}
+
+/* The part of [off, off+len) the secondary must get now. */
+static uint64_t duplex_end(struct mirror *m, uint64_t off, uint64_t len)
+{
+	/* (state_lock held: the answer is the same in pre and post of one write) */
+	uint64_t end = off + len > m->cfg.size_bytes ? m->cfg.size_bytes : off + len;
+
+	if (!m->secondary || off >= end)
+		return off;
+	switch (m->cfg.state) {
+	case MIRROR_DUPLEX:
+	case MIRROR_RESYNCING:
+		return end;
+	case MIRROR_COPYING: {
+		uint64_t copied = __atomic_load_n(&m->cfg.copy_pos, __ATOMIC_ACQUIRE) *
+				  m->cfg.granule_bytes;
+
+		return copied > off ? (copied < end ? copied : end) : off;
+	}
+	default:
+		return off;
+	}
+}
+
+static void suspend(struct mirror *m, const char *why, int err);
+
+static int hook_post(struct vol_hook *h, struct vol *v, const void *buf, uint64_t off,
+		     uint64_t len, int result)
+{
+	struct mirror *m = h->priv;
+	uint32_t idx[GLOCKS];
+	uint64_t end;
+	int n, failed = 0;
+
+	(void)v;
+	end = duplex_end(m, off, len);
+	if (end > off && m->cfg.state != MIRROR_SPLIT && m->cfg.state != MIRROR_SUSPENDED)
+		intent_end(m, off, end);
+	if (!result && end > off) {
+		int err = vol_write(m->secondary, buf, off, end - off);
+
+		if (err) {
+			__atomic_add_fetch(&m->sec_errors, 1, __ATOMIC_RELAXED);
+			/* the host write stands: record it, the mirror suspends */
+			bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes);
+			failed = err;
+		} else {
+			__atomic_add_fetch(&m->duplexed, 1, __ATOMIC_RELAXED);
+		}
+	}
+	n = granule_locks(m, off, len, idx, GLOCKS);
+	for (int i = n - 1; i >= 0; i--)
+		pthread_mutex_unlock(&m->glock[idx[i]]);
+	pthread_rwlock_unlock(&m->state_lock);
+	if (failed)
+		suspend(m, "a write to the secondary failed", failed);
+	return result;
+}
+
+/* A read the primary cannot serve: from the secondary when the range is in sync (duplex). */
+static int hook_read_error(struct vol_hook *h, struct vol *v, void *buf, uint64_t off,
+			   uint64_t len, int result)
+{
+	struct mirror *m = h->priv;
+	int rc = result;
+
+	(void)v;
+	if (result != -EIO)
+		return result;
+	pthread_rwlock_rdlock(&m->state_lock);
+	if (m->secondary && m->cfg.state == MIRROR_DUPLEX && off + len <= m->cfg.size_bytes) {
+		int clean = 1;
+
+		pthread_mutex_lock(&m->bm_lock);
+		for (uint64_t g = off / m->cfg.granule_bytes;
+		     g <= (off + len - 1) / m->cfg.granule_bytes && clean; g++)
+			clean = !bit_get(m, g);
+		pthread_mutex_unlock(&m->bm_lock);
+		if (clean && vol_read(m->secondary, buf, off, len) == 0) {
+			__atomic_add_fetch(&m->sec_reads, 1, __ATOMIC_RELAXED);
+			rc = 0;
+		}
+	}
+	pthread_rwlock_unlock(&m->state_lock);
+	if (!rc)
+		tlog(TLOG_WARN, "mirror %u: read of %" PRIu64 " bytes at %" PRIu64 " served by the "
+		     "secondary (the primary failed it)", m->cfg.id, len, off);
+	return rc;
+}
+
+/* Clear intent bits of idle blocks while duplex: both volumes flushed first. */
+static void clean_intent(struct mirror *m)
+{
+	uint64_t now = mono_ns(), n = 0;
+	uint8_t *cand;
+
+	pthread_rwlock_rdlock(&m->state_lock);
+	if (m->cfg.state != MIRROR_DUPLEX || !m->primary || !m->secondary) {
+		pthread_rwlock_unlock(&m->state_lock);
+		return;
+	}
+	cand = calloc(m->nblk ? m->nblk : 1, 1);
+	if (!cand) {
+		pthread_rwlock_unlock(&m->state_lock);
+		return;
+	}
+	pthread_mutex_lock(&m->bm_lock);
+	for (uint64_t b = 0; b < m->nblk && m->dirty; b++) {
+		int any = 0;
+
+		for (uint64_t i = 0; i < BM_BLK - 4 && !any; i++)
+			any = m->blk[b * BM_BLK + i] != 0;
+		if (any && !m->inflight[b] && now - m->last_ns[b] >= 2000000000ull) {
+			cand[b] = 1;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&m->bm_lock);
+	if (n && vol_flush(m->primary) == 0 && vol_flush(m->secondary) == 0) {
+		pthread_mutex_lock(&m->bm_lock);
+		for (uint64_t b = 0; b < m->nblk; b++) {
+			if (!cand[b] || m->inflight[b] || now - m->last_ns[b] < 2000000000ull)
+				continue;
+			for (uint64_t i = 0; i < BM_BLK - 4; i++) {
+				m->dirty -= (uint64_t)__builtin_popcount(m->blk[b * BM_BLK + i]);
+				m->blk[b * BM_BLK + i] = 0;
+			}
+			blk_write(m, b, 0);
+		}
+		pthread_mutex_unlock(&m->bm_lock);
+	}
+	pthread_rwlock_unlock(&m->state_lock);
+	free(cand);
+}
+
+static void *cleaner_main(void *p)
+{
+	struct mirror *m = p;
+	struct timespec ts;
+
+	pthread_mutex_lock(&m->bm_lock);
+	while (!m->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&m->stop_cond, &m->bm_lock, &ts);
+		if (m->stop)
+			break;
+		pthread_mutex_unlock(&m->bm_lock);
+		clean_intent(m);
+		pthread_mutex_lock(&m->bm_lock);
+	}
+	pthread_mutex_unlock(&m->bm_lock);
+	return NULL;
+}
+
+static void persist(struct mirror *m)
+{
+	struct mirror_cfg c;
+
+	pthread_rwlock_rdlock(&m->state_lock);
+	c = m->cfg;
+	c.copy_pos = __atomic_load_n(&m->cfg.copy_pos, __ATOMIC_ACQUIRE);
+	pthread_rwlock_unlock(&m->state_lock);
+	if (m->persist && m->persist(m->ctx, &c))
+		tlog(TLOG_ERR, "mirror %u: cannot record its state (%s)", c.id, mirror_state_name(c.state));
+}
+
+static void set_state(struct mirror *m, enum mirror_state s)
+{
+	pthread_rwlock_wrlock(&m->state_lock);
+	m->cfg.state = s;
+	pthread_rwlock_unlock(&m->state_lock);
+	persist(m);
+	tlog(TLOG_WARN, "mirror %u (volid %" PRIu64 " -> %" PRIu64 "): %s", m->cfg.id,
+	     m->cfg.primary_volid, m->cfg.secondary_volid, mirror_state_name(s));
+}
+
+static void suspend(struct mirror *m, const char *why, int err)
+{
+	int was;
+
+	pthread_rwlock_wrlock(&m->state_lock);
+	was = m->cfg.state == MIRROR_SUSPENDED || m->cfg.state == MIRROR_SPLIT;
+	if (!was)
+		m->cfg.state = MIRROR_SUSPENDED;
+	pthread_rwlock_unlock(&m->state_lock);
+	if (!was) {
+		tlog(TLOG_ERR, "mirror %u: SUSPENDED: %s (%s); writes are recorded, mirror-resync "
+		     "restarts it", m->cfg.id, why, strerror(-err));
+		persist(m);
+	}
+}
+
+int mirror_open(const struct mirror_cfg *cfg, int create, mirror_persist_fn *pf, void *ctx,
+		struct mirror **out, char *why, size_t why_len)
+{
+	struct mirror *m;
+	int err;
+
+	if (!cfg->granule_bytes || !cfg->size_bytes) {
+		snprintf(why, why_len, "mirror %u: granule and size must be set", cfg->id);
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->cfg = *cfg;
+	m->persist = pf;
+	m->ctx = ctx;
+	m->fd = -1;
+	{
+		pthread_rwlockattr_t a;
+
+		/* a stream of host writes must not starve a split */
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&m->state_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
+	pthread_mutex_init(&m->bm_lock, NULL);
+	for (int i = 0; i < GLOCKS; i++)
+		pthread_mutex_init(&m->glock[i], NULL);
+	pthread_cond_init(&m->stop_cond, NULL);
+	if ((err = bitmap_open(m, create, why, why_len))) {
+		mirror_close(m, 0);
+		return err;
+	}
+	m->inflight = calloc(m->nblk ? m->nblk : 1, sizeof(*m->inflight));
+	m->last_ns = calloc(m->nblk ? m->nblk : 1, sizeof(*m->last_ns));
+	if (!m->inflight || !m->last_ns) {
+		mirror_close(m, 0);
+		return -ENOMEM;
+	}
+	if (pthread_create(&m->cleaner, NULL, cleaner_main, m) == 0)
+		m->cleaner_running = 1;
+	m->hook.name = "mirror";
+	m->hook.pre_write = hook_pre;
+	m->hook.post_write = hook_post;
+	m->hook.read_error = hook_read_error;
+	m->hook.priv = m;
+	*out = m;
+	return 0;
+}
+
+int mirror_attach_primary(struct mirror *m, struct vol *p)
+{
+	if (m->primary)
+		return -EEXIST;
+	if (p->size_bytes < m->cfg.size_bytes)
+		return -ENOSPC;
+	vol_get(p);
+	pthread_rwlock_wrlock(&m->state_lock);
+	m->primary = p;
+	pthread_rwlock_unlock(&m->state_lock);
+	vol_hook_add(p, &m->hook);   /* waits for writes in flight: later ones all pass the hook */
+	m->hooked = 1;
+	return 0;
+}
+
+int mirror_attach_secondary(struct mirror *m, struct vol *s)
+{
+	if (s && s->size_bytes < m->cfg.size_bytes)
+		return -ENOSPC;
+	if (s)
+		vol_get(s);
+	pthread_rwlock_wrlock(&m->state_lock);
+	if (m->secondary)
+		vol_put(m->secondary);
+	m->secondary = s;
+	/* writes recorded while the secondary was away: a resync brings it back */
+	if (s && m->cfg.state == MIRROR_DUPLEX && m->dirty)
+		m->cfg.state = MIRROR_RESYNCING;
+	pthread_rwlock_unlock(&m->state_lock);
+	persist(m);
+	return 0;
+}
+
+void mirror_detach(struct mirror *m, struct vol *v)
+{
+	if (v == m->primary) {
+		if (m->hooked)
+			vol_hook_remove(v, &m->hook);
+		m->hooked = 0;
+		pthread_rwlock_wrlock(&m->state_lock);
+		m->primary = NULL;
+		pthread_rwlock_unlock(&m->state_lock);
+		vol_put(v);
+	} else if (v == m->secondary) {
+		pthread_rwlock_wrlock(&m->state_lock);
+		m->secondary = NULL;
+		pthread_rwlock_unlock(&m->state_lock);
+		vol_put(v);
+	}
+}
+
+void mirror_close(struct mirror *m, int remove_bitmap)
+{
+	if (!m)
+		return;
+	if (m->cleaner_running) {
+		pthread_mutex_lock(&m->bm_lock);
+		m->stop = 1;
+		pthread_cond_broadcast(&m->stop_cond);
+		pthread_mutex_unlock(&m->bm_lock);
+		pthread_join(m->cleaner, NULL);
+	}
+	if (m->primary)
+		mirror_detach(m, m->primary);
+	if (m->secondary)
+		mirror_detach(m, m->secondary);
+	if (m->fd >= 0) {
+		fdatasync(m->fd);
+		close(m->fd);
+	}
+	if (remove_bitmap)
+		unlink(m->cfg.bitmap_path);
+	for (int i = 0; i < GLOCKS; i++)
+		pthread_mutex_destroy(&m->glock[i]);
+	pthread_mutex_destroy(&m->bm_lock);
+	pthread_cond_destroy(&m->stop_cond);
+	pthread_rwlock_destroy(&m->state_lock);
+	free(m->inflight);
+	free(m->last_ns);
+	free(m->blk);
+	free(m);
+}
+
+int mirror_split(struct mirror *m)
+{
+	enum mirror_state s;
+
+	pthread_rwlock_rdlock(&m->state_lock);
+	s = m->cfg.state;
+	pthread_rwlock_unlock(&m->state_lock);
+	if (s != MIRROR_DUPLEX && s != MIRROR_RESYNCING)
+		return -EINVAL;
+	/* write-locking state waits for every duplexed write in flight: the secondary is the
+	 * primary's image at this instant */
+	set_state(m, MIRROR_SPLIT);
+	return 0;
+}
+
+int mirror_start_resync(struct mirror *m)
+{
+	enum mirror_state s;
+
+	pthread_rwlock_rdlock(&m->state_lock);
+	s = m->cfg.state;
+	pthread_rwlock_unlock(&m->state_lock);
+	if (!m->secondary)
+		return -ENODEV;
+	if (s != MIRROR_SPLIT && s != MIRROR_SUSPENDED && s != MIRROR_RESYNCING)
+		return -EINVAL;
+	m->resync_cursor = 0;
+	set_state(m, MIRROR_RESYNCING);
+	return 0;
+}
+
+int mirror_needs_copier(struct mirror *m)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&m->state_lock);
+	r = m->primary && m->secondary &&
+	    (m->cfg.state == MIRROR_COPYING || m->cfg.state == MIRROR_RESYNCING);
+	pthread_rwlock_unlock(&m->state_lock);
+	return r;
+}
+
+/* Copy granule g from the primary to the secondary (its lock held). */
+static int copy_granule(struct mirror *m, uint64_t g, uint8_t *buf)
+{
+	uint64_t off = g * m->cfg.granule_bytes, len = m->cfg.granule_bytes;
+	int err;
+
+	if (off + len > m->cfg.size_bytes)
+		len = m->cfg.size_bytes - off;
+	/* the primary's own read, not vol_read: our read_error hook must not run under our lock */
+	if ((err = m->primary->ops->read(m->primary, buf, off, len)))
+		return err;
+	if ((err = vol_write(m->secondary, buf, off, len))) {
+		__atomic_add_fetch(&m->sec_errors, 1, __ATOMIC_RELAXED);
+		return -ENOTCONN - 1000;   /* marker: the secondary failed */
+	}
+	__atomic_add_fetch(&m->copied, len, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int mirror_copy_step(struct mirror *m)
+{
+	uint8_t *buf;
+	uint64_t g;
+	enum mirror_state s;
+	int err = 0;
+
+	pthread_rwlock_rdlock(&m->state_lock);
+	s = m->cfg.state;
+	if (!m->primary || !m->secondary || (s != MIRROR_COPYING && s != MIRROR_RESYNCING)) {
+		pthread_rwlock_unlock(&m->state_lock);
+		return -EINVAL;
+	}
+	if (posix_memalign((void **)&buf, 4096, m->cfg.granule_bytes)) {
+		pthread_rwlock_unlock(&m->state_lock);
+		return -ENOMEM;
+	}
+	if (s == MIRROR_COPYING) {
+		g = __atomic_load_n(&m->cfg.copy_pos, __ATOMIC_ACQUIRE);
+		if (g < m->nbits) {
+			pthread_mutex_lock(&m->glock[g % GLOCKS]);
+			err = copy_granule(m, g, buf);
+			if (!err)
+				__atomic_store_n(&m->cfg.copy_pos, g + 1, __ATOMIC_RELEASE);
+			pthread_mutex_unlock(&m->glock[g % GLOCKS]);
+			g++;
+		}
+	} else {
+		/* next set bit from the cursor */
+		pthread_mutex_lock(&m->bm_lock);
+		for (g = m->resync_cursor; g < m->nbits && !bit_get(m, g); g++)
+			;
+		pthread_mutex_unlock(&m->bm_lock);
+		if (g < m->nbits) {
+			pthread_mutex_lock(&m->glock[g % GLOCKS]);
+			err = copy_granule(m, g, buf);
+			if (!err)
+				bit_clear(m, g);
+			pthread_mutex_unlock(&m->glock[g % GLOCKS]);
+			m->resync_cursor = g + 1;
+			g++;
+		} else {
+			g = m->nbits;
+		}
+	}
+	pthread_rwlock_unlock(&m->state_lock);
+	free(buf);
+	if (err == -ENOTCONN - 1000) {
+		suspend(m, "the copy to the secondary failed", -EIO);
+		return -EIO;
+	}
+	if (err) {
+		tlog(TLOG_ERR, "mirror %u: reading the primary failed: %s", m->cfg.id, strerror(-err));
+		return err;
+	}
+	if (s == MIRROR_COPYING && g % CHECKPOINT_GRANULES == 0 && g < m->nbits)
+		persist(m);
+	if (g < m->nbits)
+		return 1;
+	/* finished: anything recorded meanwhile is resynced, then duplex */
+	if (s == MIRROR_COPYING && m->dirty) {
+		m->resync_cursor = 0;
+		set_state(m, MIRROR_RESYNCING);
+		return 1;
+	}
+	if (s == MIRROR_RESYNCING && m->dirty) {
+		m->resync_cursor = 0;   /* bits set behind the cursor by failed duplex writes */
+		return 1;
+	}
+	pthread_rwlock_wrlock(&m->state_lock);
+	m->cfg.copy_pos = m->nbits;
+	pthread_rwlock_unlock(&m->state_lock);
+	set_state(m, MIRROR_DUPLEX);
+	return 0;
+}
+
+void mirror_get_status(struct mirror *m, struct mirror_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_rwlock_rdlock(&m->state_lock);
+	st->cfg = m->cfg;
+	st->cfg.copy_pos = __atomic_load_n(&m->cfg.copy_pos, __ATOMIC_ACQUIRE);
+	st->primary_attached = m->primary != NULL;
+	st->secondary_attached = m->secondary != NULL;
+	pthread_rwlock_unlock(&m->state_lock);
+	pthread_mutex_lock(&m->bm_lock);
+	st->dirty_granules = m->dirty;
+	pthread_mutex_unlock(&m->bm_lock);
+	st->copied_bytes = __atomic_load_n(&m->copied, __ATOMIC_RELAXED);
+	st->duplexed_writes = __atomic_load_n(&m->duplexed, __ATOMIC_RELAXED);
+	st->recorded_writes = __atomic_load_n(&m->recorded, __ATOMIC_RELAXED);
+	st->secondary_errors = __atomic_load_n(&m->sec_errors, __ATOMIC_RELAXED);
+	st->secondary_reads = __atomic_load_n(&m->sec_reads, __ATOMIC_RELAXED);
+}

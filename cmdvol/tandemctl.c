@@ -77,6 +77,61 @@ static void usage(FILE *f)
 "4 no valid result came back.\n");
 }
 
+/* Per-command help: the words, what they send, and what comes back. */
+static const struct {
+	const char *words, *usage, *text;
+} helps[] = {
+	{ "info", "tandemctl [-d DEV] info", "Device name, uuid, version, uptime, number of volumes, "
+	  "slots, authentication, tables generation (protocol command 1)." },
+	{ "vol list", "tandemctl [-d DEV] vol list", "Every volume: volid, type, size, block size, "
+	  "state (raid: optimal/degraded/rebuilding/failed), layout (command 2)." },
+	{ "vol status", "tandemctl [-d DEV] vol status VOLID", "One volume with its I/O counters "
+	  "(command 3)." },
+	{ "cmddev show", "tandemctl [-d DEV] cmddev show", "The command-device table: which LUN of "
+	  "this device reaches which device's command device (command 4)." },
+	{ "cmddev add", "tandemctl [-d DEV] cmddev add DEVICE LUN [VOLID]", "Record that DEVICE's "
+	  "command device is LUN here (usually a vvol kind=cmddev) (command 5)." },
+	{ "cmddev remove", "tandemctl [-d DEV] cmddev remove DEVICE", "Drop that entry (command 6)." },
+	{ "raid status", "tandemctl [-d DEV] raid status VOLID", "Geometry, state, every member's state "
+	  "and path, bitmap, counters (command 7)." },
+	{ "raid verify", "tandemctl [-d DEV] raid verify VOLID [--wait]", "Check every stripe's parity "
+	  "in the background; --wait follows it with a progress bar (command 8)." },
+	{ "raid scrub", "tandemctl [-d DEV] raid scrub VOLID [--repair] [--wait]", "As verify; --repair "
+	  "rewrites wrong parity from the data (command 8, repair=1)." },
+	{ "raid rebuild", "tandemctl [-d DEV] raid rebuild VOLID MEMBER PATH [--wait]", "Rebuild failed "
+	  "member MEMBER onto PATH (a file or block device of at least the members' size) while hosts "
+	  "keep working; then name PATH in the LU's member list (command 12)." },
+	{ "op status", "tandemctl [-d DEV] op status ID [--wait]", "Progress of a long operation: "
+	  "percent, rate, ETA, result (command 9)." },
+	{ "op list", "tandemctl [-d DEV] op list", "Every operation since the device started "
+	  "(command 10)." },
+	{ "lunmap show", "tandemctl [-d DEV] lunmap show", "Virtual volumes, their peers and the "
+	  "peers' state (command 13)." },
+	{ "commands", "tandemctl [-d DEV] commands", "What the device understands (command 11)." },
+	{ "call", "tandemctl [-d DEV] call COMMAND [KEY=VALUE]...", "Send any protocol command, e.g. "
+	  "call mirror-create primary=1 secondary=2 (docs/command-device.md lists them)." },
+	{ "encode", "tandemctl [-k KEY] encode COMMAND [KEY=VALUE]...", "Write the 512-byte command "
+	  "block to stdout for dd: tandemctl encode vol-list | dd of=/dev/sdX bs=512 seek=512 "
+	  "oflag=direct (slot 1), then dd if=/dev/sdX bs=512 skip=512 count=8 iflag=direct." },
+	{ NULL, NULL, NULL },
+};
+
+static int command_help(int argc, char **argv)
+{
+	for (int i = 0; helps[i].words; i++) {
+		char w[64];
+
+		snprintf(w, sizeof(w), "%s%s%s", argv[0], argc > 1 && strchr(helps[i].words, ' ') ?
+			 " " : "", argc > 1 && strchr(helps[i].words, ' ') ? argv[1] : "");
+		if (!strcmp(w, helps[i].words)) {
+			printf("usage: %s\n  %s\nOptions and exit codes: tandemctl --help.\n",
+			       helps[i].usage, helps[i].text);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* ---- output ---- */
 
 static int looks_number(const char *v)
@@ -565,7 +620,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
 			g.json = 1;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
+			argv[i] = NULL;
+			if (!command_help(i, argv))
+				usage(stdout);
 			return EX_OK;
 		} else
 			drop = 0;

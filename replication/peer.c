@@ -30,6 +30,7 @@ struct psess {
 
 struct peer {
 	char url[512];
+	char safe_url[512];         /* for messages: the CHAP password replaced by *** */
 	char initiator[224];
 	int timeout_ms;
 	int per_key;
@@ -97,7 +98,7 @@ static void drop(struct peer *p, struct psess *s, const char *why)
 	if (s->ctx) {
 		iscsi_destroy_context(s->ctx);
 		s->ctx = NULL;
-		tlog(TLOG_WARN, "peer %s: session lost: %s", p->url, why);
+		tlog(TLOG_WARN, "peer %s: session lost: %s", p->safe_url, why);
 	}
 }
 
@@ -144,7 +145,7 @@ static int sess_connect(struct peer *p, struct psess *s)
 		return -ENOMEM;
 	u = iscsi_parse_full_url(s->ctx, p->url);
 	if (!u) {
-		note_error(p, "bad URL %s: %s", p->url, iscsi_get_error(s->ctx));
+		note_error(p, "bad URL %s: %s", p->safe_url, iscsi_get_error(s->ctx));
 		iscsi_destroy_context(s->ctx);
 		s->ctx = NULL;
 		return -EINVAL;
@@ -170,7 +171,7 @@ static int sess_connect(struct peer *p, struct psess *s)
 		p->st.connects++;
 	pthread_mutex_unlock(&p->st_lock);
 	if (err) {
-		note_error(p, "cannot log in to %s: %s", p->url,
+		note_error(p, "cannot log in to %s: %s", p->safe_url,
 			   err == -ETIMEDOUT ? "timed out" : iscsi_get_error(s->ctx));
 		iscsi_destroy_context(s->ctx);
 		s->ctx = NULL;
@@ -191,7 +192,7 @@ static int sess_task(struct peer *p, struct psess *s, struct cb_state *c)
 	int err = run_until(s, &c->done, now_ns() + (uint64_t)p->timeout_ms * 1000000ull);
 
 	if (err) {
-		note_error(p, "%s: command %s", p->url, err == -ETIMEDOUT ? "timed out" : "lost");
+		note_error(p, "%s: command %s", p->safe_url, err == -ETIMEDOUT ? "timed out" : "lost");
 		drop(p, s, err == -ETIMEDOUT ? "command timed out" : "connection lost");
 		return err;
 	}
@@ -200,7 +201,7 @@ static int sess_task(struct peer *p, struct psess *s, struct cb_state *c)
 	if (c->status == SCSI_STATUS_CHECK_CONDITION && c->task) {
 		struct scsi_sense *sn = &c->task->sense;
 
-		note_error(p, "%s: sense %s ascq 0x%04x", p->url, scsi_sense_key_str(sn->key), sn->ascq);
+		note_error(p, "%s: sense %s ascq 0x%04x", p->safe_url, scsi_sense_key_str(sn->key), sn->ascq);
 		switch (sn->key) {
 		case SCSI_SENSE_ILLEGAL_REQUEST:
 			return sn->ascq == 0x2100 ? -ERANGE : -EINVAL;
@@ -215,7 +216,7 @@ static int sess_task(struct peer *p, struct psess *s, struct cb_state *c)
 	}
 	if (c->status == SCSI_STATUS_BUSY)
 		return -EBUSY;
-	note_error(p, "%s: status 0x%x: %s", p->url, c->status, iscsi_get_error(s->ctx));
+	note_error(p, "%s: status 0x%x: %s", p->safe_url, c->status, iscsi_get_error(s->ctx));
 	drop(p, s, "transport error");
 	return -ENOTCONN;
 }
@@ -312,7 +313,7 @@ int peer_open(const struct peer_opts *o, struct peer **out, char *why, size_t wh
 		return -ENOMEM;
 	u = iscsi_parse_full_url(ctx, o->url);
 	if (!u) {
-		snprintf(why, why_len, "peer URL '%s': %s", o->url, iscsi_get_error(ctx));
+		snprintf(why, why_len, "peer URL: %s", iscsi_get_error(ctx));
 		iscsi_destroy_context(ctx);
 		return -EINVAL;
 	}
@@ -322,6 +323,7 @@ int peer_open(const struct peer_opts *o, struct peer **out, char *why, size_t wh
 	if (!p)
 		return -ENOMEM;
 	snprintf(p->url, sizeof(p->url), "%s", o->url);
+	peer_redact_url(o->url, p->safe_url, sizeof(p->safe_url));
 	snprintf(p->initiator, sizeof(p->initiator), "%s",
 		 o->initiator ? o->initiator : "iqn.2026-11.org.tandem:peer");
 	p->timeout_ms = (o->timeout_s > 0 ? o->timeout_s : 5) * 1000;
@@ -499,5 +501,15 @@ void peer_get_stats(struct peer *p, struct peer_stats *st)
 
 const char *peer_url(struct peer *p)
 {
-	return p->url;
+	return p->safe_url;
+}
+
+void peer_redact_url(const char *url, char *out, size_t out_len)
+{
+	const char *at = strchr(url, '@'), *pct = strchr(url, '%');
+
+	if (at && pct && pct < at)
+		snprintf(out, out_len, "%.*s%%***%s", (int)(pct - url), url, at);
+	else
+		snprintf(out, out_len, "%s", url);
 }

@@ -41,6 +41,8 @@ struct peer_stats {
 	char last_error[200];
 };
 void peer_get_stats(struct peer *p, struct peer_stats *st);
+/* The peer's URL with any CHAP password replaced by *** (for messages and tables). */
 const char *peer_url(struct peer *p);
+void peer_redact_url(const char *url, char *out, size_t out_len);
 
 #endif

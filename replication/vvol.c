@@ -17,7 +17,8 @@ struct vvol {
 
 int vvol_opts_parse(const char *s, struct vvol_opts *o, char *why, size_t why_len)
 {
-	static const char *const known[] = { "volid", "kind", "timeout_s", "sessions", NULL };
+	static const char *const known[] = { "volid", "kind", "timeout_s", "sessions", "chap_file",
+					     NULL };
 	struct opts kv;
 	const char *v;
 	uint64_t x;
@@ -47,6 +48,8 @@ int vvol_opts_parse(const char *s, struct vvol_opts *o, char *why, size_t why_le
 			return err;
 		o->timeout_s = (int)x;
 	}
+	if ((v = opts_get(&kv, "chap_file")))
+		snprintf(o->chap_file, sizeof(o->chap_file), "%s", v);
 	if ((v = opts_get(&kv, "sessions"))) {
 		if ((err = opts_u64("sessions", v, 1, 16, &x, why, why_len)))
 			return err;
@@ -102,6 +105,7 @@ int vvol_open(const char *url, const struct vvol_opts *o, const char *initiator,
 {
 	struct peer_opts po = { .url = url, .initiator = initiator, .timeout_s = o->timeout_s,
 				.sessions = o->sessions, .per_key = o->cmddev };
+	char full[1024];
 	struct vvol *vv;
 	struct peer *p;
 	struct peer_stats st;
@@ -109,21 +113,43 @@ int vvol_open(const char *url, const struct vvol_opts *o, const char *initiator,
 	uint32_t block = 0;
 	int err;
 
-	if ((err = peer_open(&po, &p, why, why_len)))
+	if (o->chap_file[0]) {
+		char user[256] = "", pass[256] = "";
+		FILE *f = fopen(o->chap_file, "r");
+
+		if (!f || fscanf(f, "%255s %255s", user, pass) != 2) {
+			snprintf(why, why_len, "chap_file %s: %s", o->chap_file,
+				 f ? "expected one line 'user password'" : strerror(errno));
+			if (f)
+				fclose(f);
+			return -EINVAL;
+		}
+		fclose(f);
+		if (strncmp(url, "iscsi://", 8) || strchr(url, '@')) {
+			snprintf(why, why_len, "chap_file given: the URL must be iscsi://host... without "
+				 "credentials");
+			return -EINVAL;
+		}
+		snprintf(full, sizeof(full), "iscsi://%s%%%s@%s", user, pass, url + 8);
+		po.url = full;
+	}
+	err = peer_open(&po, &p, why, why_len);
+	memset(full, 0, sizeof(full));
+	if (err)
 		return err;
 	err = peer_capacity(p, &size, &block);
 	if (err) {
 		peer_get_stats(p, &st);
 		if (!known_size_bytes || !known_block_bytes) {
 			snprintf(why, why_len, "peer %s cannot be reached (%s) and the LUN map has no "
-				 "record of volid %" PRIu64 "'s size", url, st.last_error, o->volid);
+				 "record of volid %" PRIu64 "'s size", peer_url(p), st.last_error, o->volid);
 			peer_close(p);
 			return err;
 		}
 		size = known_size_bytes;
 		block = known_block_bytes;
 		tlog(TLOG_WARN, "vvol volid %" PRIu64 ": peer %s is down (%s); serving NOT READY until "
-		     "it returns (size from the LUN map)", o->volid, url, st.last_error);
+		     "it returns (size from the LUN map)", o->volid, peer_url(p), st.last_error);
 	}
 	vv = calloc(1, sizeof(*vv));
 	if (!vv) {

@@ -14,9 +14,10 @@ struct vvol_opts {
 	int cmddev;                 /* kind=cmddev: the remote LU is a command device */
 	int timeout_s;
 	int sessions;
+	char chap_file[256];        /* "user password" for one-way CHAP; keeps it out of tgtd's log */
 };
 
-/* bsopts "volid=N;kind=data|cmddev;timeout_s=S;sessions=N" */
+/* bsopts "volid=N;kind=data|cmddev;timeout_s=S;sessions=N;chap_file=PATH" */
 int vvol_opts_parse(const char *bsopts, struct vvol_opts *o, char *why, size_t why_len);
 
 struct vvol;

@@ -54,11 +54,13 @@ int tandem_vvol_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size)
 	struct tandem_lu *t = TANDEM_LU(lu);
 	struct cmddev *cd = cmddev_current();
 	struct vvol_opts o;
-	struct map_arg m = { .url = path };
+	char safe[700];
+	struct map_arg m = { .url = safe };
 	struct vol *v;
 	char why[768], initiator[160];
 	int err;
 
+	peer_redact_url(path, safe, sizeof(safe));   /* no CHAP password in tables or logs */
 	if ((err = vvol_opts_parse(t->bsopts, &o, why, sizeof(why))))
 		goto fail;
 	m.volid = o.volid;
@@ -86,7 +88,7 @@ int tandem_vvol_open(struct scsi_lu *lu, char *path, int *fd, uint64_t *size)
 	}
 	t->vvol = vvol_of(v);
 	tlog_lu(lu, TLOG_INFO, "vvol volid %" PRIu64 " -> %s (%s, %" PRIu64 " bytes, block %u)",
-		o.volid, path, o.cmddev ? "remote command device" : "data", v->size_bytes,
+		o.volid, safe, o.cmddev ? "remote command device" : "data", v->size_bytes,
 		v->block_bytes);
 	return 0;
 fail:

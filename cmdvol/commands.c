@@ -644,12 +644,15 @@ static int c_raid_rebuild(struct exec_ctx *x)
 	if (param_u64(x, "member", 0, RAID_MAX_MEMBERS - 1, &idx))
 		goto out;
 	cb_pct_decode(path, decoded, sizeof(decoded));
-	if ((err = raid_member_open_path(decoded, &m, why, sizeof(why)))) {
+	if (idx < RAID_MAX_MEMBERS && raid_member_name(raidvol_array(v), (uint32_t)idx) &&
+	    !strcmp(raid_member_name(raidvol_array(v), (uint32_t)idx), decoded)) {
+		m = NULL;   /* the failed member's own file: in place */
+	} else if ((err = raid_member_open_path(decoded, &m, why, sizeof(why)))) {
 		res_status(x->res, err == -ENOENT ? CB_NOT_FOUND : CB_FAILED, "%s", why);
 		goto out;
 	}
 	if ((err = raid_rebuild_begin(raidvol_array(v), (uint32_t)idx, m, why, sizeof(why)))) {
-		raid_member_close(m);
+		raid_member_close(m);   /* NULL-safe */
 		res_status(x->res, err == -EEXIST ? CB_EXISTS : err == -EIO ? CB_FAILED : CB_INVALID,
 			   "%s", why);
 		goto out;

@@ -18,7 +18,7 @@ struct op {
 	void (*free_arg)(void *);
 	pthread_t thread;
 	int cancel;                 /* atomic */
-	int joinable;
+	int joinable;               /* protected by ops_lock: cleared by whoever joins */
 	struct timespec t0;
 };
 
@@ -89,7 +89,8 @@ int64_t op_start(const char *kind, const char *subject, op_work_fn *fn, void *ar
 			pthread_mutex_unlock(&ops_lock);
 			return -EAGAIN;
 		}
-		pthread_join(ops[slot]->thread, NULL);
+		if (ops[slot]->joinable)
+			pthread_join(ops[slot]->thread, NULL);
 		free(ops[slot]);
 		ops[slot] = NULL;
 	}
@@ -188,6 +189,24 @@ void op_each(void (*fn)(const struct op_info *info, void *arg), void *arg)
 		fn(&copy[i], arg);
 }
 
+void ops_stop_subject(const char *subject)
+{
+	pthread_t t[OPS_MAX];
+	int n = 0;
+
+	pthread_mutex_lock(&ops_lock);
+	for (int i = 0; i < OPS_MAX; i++) {
+		if (ops[i] && ops[i]->joinable && !strcmp(ops[i]->info.subject, subject)) {
+			__atomic_store_n(&ops[i]->cancel, 1, __ATOMIC_RELAXED);
+			t[n++] = ops[i]->thread;
+			ops[i]->joinable = 0;
+		}
+	}
+	pthread_mutex_unlock(&ops_lock);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+}
+
 void ops_shutdown(void)
 {
 	pthread_mutex_lock(&ops_lock);
@@ -197,7 +216,8 @@ void ops_shutdown(void)
 	pthread_mutex_unlock(&ops_lock);
 	for (int i = 0; i < OPS_MAX; i++) {
 		if (ops[i]) {
-			pthread_join(ops[i]->thread, NULL);
+			if (ops[i]->joinable)
+				pthread_join(ops[i]->thread, NULL);
 			free(ops[i]);
 			ops[i] = NULL;
 		}

@@ -34,6 +34,8 @@ int op_cancelled(struct op *op);
 /* 0 or -ENOENT. */
 int op_get(uint64_t id, struct op_info *info);
 void op_each(void (*fn)(const struct op_info *info, void *arg), void *arg);
+/* Cancel the running ops on `subject` ("volid=1") and wait for them: a LU closing. */
+void ops_stop_subject(const char *subject);
 /* Cancel every running op and wait for them (module unload, tests). */
 void ops_shutdown(void);
 const char *op_state_name(enum op_state s);

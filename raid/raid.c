@@ -1355,6 +1355,15 @@ int raid_rebuild_begin(struct raid_vol *v, uint32_t idx, struct raid_member *mem
 		snprintf(why, why_len, "member %u: the array has members 0..%u", idx, v->nr - 1);
 		return -EINVAL;
 	}
+	if (!member) {
+		/* in place: the failed member's own file (it is stale: every stripe is rewritten) */
+		if (v->m[idx]->missing) {
+			snprintf(why, why_len, "member %u (%s) is missing: rebuild onto a new path", idx,
+				 v->m[idx]->name);
+			return -ENODEV;
+		}
+		member = v->m[idx];
+	}
 	pthread_mutex_lock(&v->sb_lock);
 	if (v->rebuild_idx >= 0) {
 		snprintf(why, why_len, "member %d is already being rebuilt", v->rebuild_idx);
@@ -1379,7 +1388,7 @@ int raid_rebuild_begin(struct raid_vol *v, uint32_t idx, struct raid_member *mem
 		err = -ENOSPC;
 		goto out;
 	}
-	if (sb_read(member, &old, w, sizeof(w)) == 0 &&
+	if (member != v->m[idx] && sb_read(member, &old, w, sizeof(w)) == 0 &&
 	    memcmp(old.array_uuid, v->sb.array_uuid, 16) != 0) {
 		char u[37];
 
@@ -1416,9 +1425,11 @@ int raid_rebuild_begin(struct raid_vol *v, uint32_t idx, struct raid_member *mem
 		v->sb.rebuild_member = 0;
 		goto out;
 	}
-	tlog(TLOG_WARN, "volid %" PRIu64 ": rebuilding member %u onto %s (replacing %s)", v->sb.volid,
-	     idx, member->name, prev->name);
-	raid_member_close(prev);
+	tlog(TLOG_WARN, "volid %" PRIu64 ": rebuilding member %u onto %s%s%s", v->sb.volid, idx,
+	     member->name, prev == member ? " (in place)" : " (replacing ", prev == member ? "" :
+	     prev->name);
+	if (prev != member)
+		raid_member_close(prev);
 	pthread_mutex_unlock(&v->sb_lock);
 	/* the replacement gets the current bitmap too (outside sb_lock: a bitmap write error
 	 * marks a member failed, which takes sb_lock) */

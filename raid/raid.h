@@ -104,7 +104,8 @@ int raid_repair_stripe(struct raid_vol *v, uint64_t stripe);
 
 /* Rebuild: put `member` (not part of any array, at least as large as the others) at position
  * `idx`, which must be failed, and start rebuilding it from the checkpoint 0. The old member is
- * closed. On failure the caller still owns `member`. */
+ * closed. On failure the caller still owns `member`. member NULL: rebuild in place, onto the
+ * failed member's own file. */
 int raid_rebuild_begin(struct raid_vol *v, uint32_t idx, struct raid_member *member, char *why,
 		       size_t why_len);
 /* Rebuild the next stripe. Returns 1 while more remain, 0 when the rebuild is complete (the

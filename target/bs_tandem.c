@@ -12,6 +12,7 @@
 #include "target/tandem_lu.h"
 #include "cmdvol/cmddev.h"
 #include "cmdvol/mirrors.h"
+#include "cmdvol/ops.h"
 #include "cmdvol/raidops.h"
 #include "raid/raidvol.h"
 #include "raid/tlog.h"
@@ -151,6 +152,15 @@ static void tandem_close(struct scsi_lu *lu)
 	if (t->vol) {
 		tlog_lu(lu, TLOG_INFO, "%s volid %" PRIu64 " closed", t->vol->type, t->vol->volid);
 		mirrors_volume_closing(t->vol);
+		{
+			/* operations on this volume (rebuild, scrub) stop and drop their references,
+			 * so the close below really closes it (clean superblocks); a rebuild resumes
+			 * from its checkpoint at the next open */
+			char subject[32];
+
+			snprintf(subject, sizeof(subject), "volid=%" PRIu64, t->vol->volid);
+			ops_stop_subject(subject);
+		}
 		vol_unregister(t->vol);
 		if (t->cmddev)
 			cmddev_close(t->cmddev);   /* drops the cmddev's own reference */

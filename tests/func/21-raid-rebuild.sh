@@ -11,12 +11,16 @@
 # written while degraded reads back, scrub clean, and again with another member failed.
 # (4) Restarted after such a kill with the OLD (failed) path at that position, the old file must
 # not be trusted (docs/raid-resilience.md: "assembling with the old failed path there keeps K
-# failed"); the rebuild then completes with the new path. SEED replays the writer.
+# failed"); the rebuild then completes with the new path. (5) tgtd stopped the documented way
+# while a rebuild and while a scrub runs: the superblocks say clean, the rebuild resumes.
+# SEED replays the writer.
 . "$(dirname "$0")/functions.sh"
 requires python3
 use_fault_injection
 SEED=${SEED:-$RANDOM}
 log "seed $SEED (replay: SEED=$SEED $0)"
+# a failed run keeps $WORK: keep its logs, not gigabytes of member files
+on_exit 'rm -f "$WORK"/[abc][0-9] "$WORK"/[abc]new* "$WORK"/[bc]other "$WORK"/new1 "$WORK"/f[0-9] "$WORK"/fresh "$WORK"/small'
 
 ctl() { "$TANDEMCTL" -d "$(device_url d1 9)" "$@"; }
 # ctl_refused STATUS REGEX ARGS...: tandemctl exits 1 with "STATUS: ...REGEX..." on stderr.
@@ -65,7 +69,7 @@ start_d1() {   # d1 with its command device (LUN 9); its tables are created the 
 # resumed_op: the operation id of the rebuild the last assembly (after $mark) resumed, or nothing.
 resumed_op() {
     tail -n +$((mark + 1)) "$(device_log d1)" |
-        sed -n 's/.*rebuild of member 2 resumed at stripe [0-9]* as operation \([0-9]*\).*/\1/p' | tail -1
+        sed -n 's/.*rebuild of member [0-9]* resumed at stripe [0-9]* as operation \([0-9]*\).*/\1/p' | tail -1
 }
 
 # ---------------- (1) rebuild while a log-writer runs ----------------
@@ -222,17 +226,62 @@ if lu_add d1 1 raid "$LIST" "volid=1" 2> "$WORK/tgtadm.err"; then
     url=$(device_url d1 1)
     id=$(resumed_op)
     if [ -z "$id" ]; then
-        # the previous assembly dropped the rebuild: start it again
-        out=$(ctl raid rebuild 1 2 "$WORK/cnew2") || fail "the rebuild cannot be restarted: $out"
+        # the previous assembly dropped the rebuild (cnew2 is now just a failed member): rebuild
+        # again, onto a fresh file
+        log_has_since d1 "$mark" "member $WORK/cnew2 \(index 2\) is recorded as failed" ||
+            fail "the dropped rebuild's replacement is not reported as failed"
+        truncate -s $BIG "$WORK/cnew2b"
+        out=$(ctl raid rebuild 1 2 "$WORK/cnew2b") || fail "the rebuild cannot be restarted: $out"
         id=$(sed -n 's/.* as operation \([0-9]*\).*/\1/p' <<<"$out")
     fi
+    CUR="$WORK/c0;$WORK/c1;$WORK/cnew2;$WORK/c3"
+    [ ! -f "$WORK/cnew2b" ] || CUR="$WORK/c0;$WORK/c1;$WORK/cnew2b;$WORK/c3"
     finish_rebuild "old path, then new path" "$id"
 else
     log "old failed path after an interrupted rebuild: assembly refused ($(cat "$WORK/tgtadm.err"))"
     mark=$(log_mark d1)
     lu_add d1 1 raid "$WORK/c0;$WORK/c1;$WORK/cnew2;$WORK/c3" "volid=1"
     url=$(device_url d1 1)
+    CUR="$WORK/c0;$WORK/c1;$WORK/cnew2;$WORK/c3"
     finish_rebuild "old path refused, new path" "$(resumed_op)"
 fi
 log "old failed path after an interrupted rebuild: not trusted"
+
+# ---------------- (5) stopped the documented way while a rebuild / a scrub runs ----------------
+# A clean stop is a clean shutdown (docs/raid-resilience.md: "clean close: flush, clear all bits,
+# mark clean"), also with a long operation running; the rebuild resumes at the next assembly.
+# (finish_rebuild left member 0 failed.)
+all_clean() {   # every member's superblock says clean
+    "$TANDEMCTL" raid examine --json $(tr ';' ' ' <<<"$CUR") > "$WORK/examine.out" 2>&1 ||
+        fail "raid examine: $(cat "$WORK/examine.out")"
+    ! grep -q '"state":"dirty"' "$WORK/examine.out"
+}
+truncate -s $BIG "$WORK/cnew0"
+out=$(ctl raid rebuild 1 0 "$WORK/cnew0") || fail "rebuild of member 0 refused: $out"
+OPID=$(sed -n 's/.* as operation \([0-9]*\).*/\1/p' <<<"$out")
+wait_for 60 pct_above "$OPID" 10 || fail "the rebuild of member 0 did not pass 10 %"
+pct=$(op_field "$OPID" percent)
+device_stop d1
+CUR="$WORK/cnew0;${CUR#*;}"
+all_clean || fail "BUG: stopped the documented way (tgtadm) at $pct % of a rebuild, the superblocks" \
+    "say dirty (not shut down cleanly): the next assembly resyncs and may warn of a write hole"
+mark=$(log_mark d1)
+start_d1
+lu_add d1 1 raid "$CUR" "volid=1" || fail "no assembly after a clean stop during a rebuild"
+url=$(device_url d1 1)
+if log_has_since d1 "$mark" "was not shut down cleanly"; then
+    fail "BUG: after a clean stop during a rebuild the assembly says 'was not shut down cleanly'"
+fi
+id=$(resumed_op)
+[ -n "$id" ] || fail "the rebuild stopped by a clean shutdown did not resume"
+ctl op status "$id" --wait > "$WORK/op.out" 2>&1 || fail "op status --wait: $(cat "$WORK/op.out")"
+expect_states "optimal active active active active" "rebuild resumed after a clean stop"
+check_all_b "rebuild resumed after a clean stop"
+out=$(ctl raid scrub 1) || fail "scrub did not start: $out"
+OPID=$(sed -n 's/.* as operation \([0-9]*\).*/\1/p' <<<"$out")
+st=$(op_field "$OPID" state)
+device_stop d1
+[ "$st" = running ] || log "note: the scrub had already finished ($st) when tgtd was stopped"
+all_clean || fail "BUG: stopped the documented way while a scrub ran, the superblocks say dirty"
+log "clean stops during a rebuild and during a scrub: clean shutdowns; the rebuild resumed"
 log "PASS"

@@ -266,10 +266,20 @@ static const char *status_text(struct iscsi_context *iscsi, int status, struct s
 	case SCSI_STATUS_CHECK_CONDITION:
 		if (!task)
 			return "CHECK CONDITION";
-		snprintf(buf, len, "CHECK CONDITION, sense key %s (0x%x), asc/ascq 0x%02x/0x%02x %s",
-			 scsi_sense_key_str(task->sense.key), (unsigned)task->sense.key,
-			 (unsigned)(task->sense.ascq >> 8) & 0xff, (unsigned)task->sense.ascq & 0xff,
-			 scsi_sense_ascq_str(task->sense.ascq));
+		{
+			/* libiscsi 1.19 has no names for some keys (MEDIUM ERROR) and ascqs */
+			static const char *const keys[16] = { "NO SENSE", "RECOVERED ERROR", "NOT READY",
+				"MEDIUM ERROR", "HARDWARE ERROR", "ILLEGAL REQUEST", "UNIT ATTENTION",
+				"DATA PROTECT", "BLANK CHECK", "VENDOR SPECIFIC", "COPY ABORTED",
+				"ABORTED COMMAND", "(0xc)", "VOLUME OVERFLOW", "MISCOMPARE", "(0xf)" };
+			const char *k = scsi_sense_key_str(task->sense.key);
+			const char *a = scsi_sense_ascq_str(task->sense.ascq);
+
+			snprintf(buf, len, "CHECK CONDITION, sense key %s (0x%x), asc/ascq 0x%02x/0x%02x %s",
+				 k ? k : keys[task->sense.key & 15], (unsigned)task->sense.key,
+				 (unsigned)(task->sense.ascq >> 8) & 0xff, (unsigned)task->sense.ascq & 0xff,
+				 a ? a : "");
+		}
 		return buf;
 	case SCSI_STATUS_BUSY:                 return "BUSY";
 	case SCSI_STATUS_RESERVATION_CONFLICT: return "RESERVATION CONFLICT";

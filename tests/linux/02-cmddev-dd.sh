@@ -111,9 +111,9 @@ say "GEN vm2 $(gen)"
 say "CHECK vm2 info ok"
 
 tdm 'TDM1 cmddev-add device=d2 lun=7 tag=vm3'
-has '^TDM1 result status=0 name=OK tag=vm3 ' '^cmddev device=d2 lun=7 volid=0$'
+has '^TDM1 result status=0 name=OK tag=vm3 ' '^cmddev device=d2 lun=7 volid=-$'
 tdm 'TDM1 cmddev-show tag=vm4'
-has '^TDM1 result status=0 name=OK tag=vm4 ' '^msg 1 command devices$' '^cmddev device=d2 lun=7 volid=0$'
+has '^TDM1 result status=0 name=OK tag=vm4 ' '^msg 1 command devices$' '^cmddev device=d2 lun=7 volid=-$'
 say "CHECK vm3 cmddev-add vm4 cmddev-show ok"
 
 tdm 'TDM1 vol-status volid=abc tag=vm5'

@@ -5,6 +5,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -63,6 +64,9 @@ static void note_error(struct peer *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->st.last_error, sizeof(p->st.last_error), fmt, ap);
 	va_end(ap);
+	for (char *c = p->st.last_error; *c; c++)   /* libiscsi's texts end in newlines */
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
 	pthread_mutex_unlock(&p->st_lock);
 }
 
@@ -227,37 +231,48 @@ static struct psess *sess_get(struct peer *p, uint64_t key)
 	struct psess *s = NULL;
 
 	if (p->per_key && key) {
-		int lru = 0;
+		for (;;) {
+			int lru = 0;
 
-		pthread_mutex_lock(&p->key_lock);
-		for (int i = 0; i < p->nsess; i++) {
-			if (p->s[i].key == key) {
-				s = &p->s[i];
-				break;
+			s = NULL;
+			pthread_mutex_lock(&p->key_lock);
+			for (int i = 0; i < p->nsess; i++) {
+				if (p->s[i].key == key) {
+					s = &p->s[i];
+					break;
+				}
+				if (p->s[i].last_use_ns < p->s[lru].last_use_ns)
+					lru = i;
 			}
-			if (p->s[i].last_use_ns < p->s[lru].last_use_ns)
-				lru = i;
-		}
-		if (!s) {
-			/* take the least recently used session over: a new login, so the new key
-			 * does not inherit the old key's identity on the peer */
-			s = &p->s[lru];
+			if (!s) {
+				/* take the least recently used session over: a new login, so the new key
+				 * does not inherit the old key's identity on the peer */
+				s = &p->s[lru];
+				pthread_mutex_lock(&s->lock);
+				drop(p, s, "reassigned to another host");
+				s->key = key;
+				s->backoff_ms = 0;
+				s->next_try_ns = 0;
+				pthread_mutex_unlock(&s->lock);
+			}
+			s->last_use_ns = now_ns();
+			pthread_mutex_unlock(&p->key_lock);
 			pthread_mutex_lock(&s->lock);
-			drop(p, s, "reassigned to another host");
-			s->key = key;
-			s->backoff_ms = 0;
-			s->next_try_ns = 0;
+			/* another host may have taken it over between the two locks: pick again */
+			if (s->key == key)
+				return s;
 			pthread_mutex_unlock(&s->lock);
 		}
-		s->last_use_ns = now_ns();
-		pthread_mutex_unlock(&p->key_lock);
-		pthread_mutex_lock(&s->lock);
-		return s;
 	}
-	for (int i = 0; i < p->nsess; i++) {
-		s = &p->s[__atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED) % (uint32_t)p->nsess];
-		if (pthread_mutex_trylock(&s->lock) == 0)
-			return s;
+	/* a free connected session first (after an outage some may still be backing off) */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < p->nsess; i++) {
+			s = &p->s[__atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED) % (uint32_t)p->nsess];
+			if (pass == 0 && !__atomic_load_n(&s->ctx, __ATOMIC_RELAXED))
+				continue;
+			if (pthread_mutex_trylock(&s->lock) == 0)
+				return s;
+		}
 	}
 	s = &p->s[__atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED) % (uint32_t)p->nsess];
 	pthread_mutex_lock(&s->lock);

@@ -89,14 +89,54 @@ struct vvol *vvol_of(struct vol *v) { return v->ops == &vvol_ops ? v->impl : NUL
 int vvol_is_cmddev(struct vvol *vv) { return vv->cmddev; }
 struct peer *vvol_peer(struct vvol *vv) { return vv->peer; }
 
+/* The covering whole blocks of [off, off+len): tgt passes the iSCSI expected length, which an
+ * initiator may make any byte count (the residual cases); the peer takes whole blocks. */
+static int bounce(struct vvol *vv, uint64_t off, uint64_t len, uint64_t *b_off, uint64_t *b_len,
+		  uint8_t **buf)
+{
+	uint64_t bs = vv->vol.block_bytes;
+
+	*b_off = off / bs * bs;
+	*b_len = (off + len + bs - 1) / bs * bs - *b_off;
+	*buf = malloc(*b_len ? *b_len : 1);
+	return *buf ? 0 : -ENOMEM;
+}
+
 int vvol_read(struct vvol *vv, uint64_t key, void *buf, uint64_t off, uint64_t len)
 {
-	return peer_read(vv->peer, vv->cmddev ? key : 0, buf, off, len);
+	uint64_t bo, bl;
+	uint8_t *b;
+	int err;
+
+	key = vv->cmddev ? key : 0;
+	if (off % vv->vol.block_bytes == 0 && len % vv->vol.block_bytes == 0)
+		return peer_read(vv->peer, key, buf, off, len);
+	if ((err = bounce(vv, off, len, &bo, &bl, &b)))
+		return err;
+	if (!(err = peer_read(vv->peer, key, b, bo, bl)))
+		memcpy(buf, b + (off - bo), len);
+	free(b);
+	return err;
 }
 
 int vvol_write(struct vvol *vv, uint64_t key, const void *buf, uint64_t off, uint64_t len)
 {
-	return peer_write(vv->peer, vv->cmddev ? key : 0, buf, off, len, 0);
+	uint64_t bo, bl;
+	uint8_t *b;
+	int err;
+
+	key = vv->cmddev ? key : 0;
+	if (off % vv->vol.block_bytes == 0 && len % vv->vol.block_bytes == 0)
+		return peer_write(vv->peer, key, buf, off, len, 0);
+	/* partial blocks: read, merge, write back */
+	if ((err = bounce(vv, off, len, &bo, &bl, &b)))
+		return err;
+	if (!(err = peer_read(vv->peer, key, b, bo, bl))) {
+		memcpy(b + (off - bo), buf, len);
+		err = peer_write(vv->peer, key, b, bo, bl, 0);
+	}
+	free(b);
+	return err;
 }
 
 int vvol_open(const char *url, const struct vvol_opts *o, const char *initiator,

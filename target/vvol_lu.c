@@ -120,7 +120,16 @@ int tandem_vvol_cmddev_request(struct scsi_cmd *cmd, struct vvol *vv)
 		if (err)
 			tandem_fail(cmd, err, 1, "forwarded write");
 		return 1;
+	case SYNCHRONIZE_CACHE:
+	case SYNCHRONIZE_CACHE_16:
+	case PRE_FETCH_10:
+	case PRE_FETCH_16:
+		return 1;   /* nothing to do, as on the command device itself */
 	default:
-		return 0;
+		/* WRITE SAME, VERIFY, ORWRITE...: the command device refuses them, so does its vvol
+		 * (on a shared session they could even land in another host's slot) */
+		scsi_set_result(cmd, SAM_STAT_CHECK_CONDITION);
+		sense_data_build(cmd, ILLEGAL_REQUEST, ASC_INVALID_OP_CODE);
+		return 1;
 	}
 }

@@ -448,11 +448,13 @@ static void mirror_line(struct mirror *m, void *arg)
 	granules = (st.cfg.size_bytes + st.cfg.granule_bytes - 1) / st.cfg.granule_bytes;
 	res_line(res, "mirror id=%u primary=%" PRIu64 " secondary=%" PRIu64 " state=%s "
 		 "granule_bytes=%" PRIu64 " size_bytes=%" PRIu64 " dirty_bytes=%" PRIu64
+		 " intent_bytes=%" PRIu64
 		 " copied_percent=%.1f copied_bytes=%" PRIu64 " primary_attached=%d "
 		 "secondary_attached=%d duplexed_writes=%" PRIu64 " recorded_writes=%" PRIu64
 		 " secondary_errors=%" PRIu64 " secondary_reads=%" PRIu64, st.cfg.id,
 		 st.cfg.primary_volid, st.cfg.secondary_volid, mirror_state_name(st.cfg.state),
 		 st.cfg.granule_bytes, st.cfg.size_bytes, st.dirty_granules * st.cfg.granule_bytes,
+		 st.intent_granules * st.cfg.granule_bytes,
 		 st.cfg.state == MIRROR_COPYING ? 100.0 * (double)st.cfg.copy_pos / (double)granules :
 		 100.0, st.copied_bytes, st.primary_attached, st.secondary_attached,
 		 st.duplexed_writes, st.recorded_writes, st.secondary_errors, st.secondary_reads);

@@ -17,8 +17,10 @@
 
 #define MIRRORS_MAX 64
 
-static pthread_mutex_t mlock = PTHREAD_MUTEX_INITIALIZER;   /* protects open[] */
+static pthread_mutex_t mlock = PTHREAD_MUTEX_INITIALIZER;   /* protects open_m[], busy[] */
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
 static struct mirror *open_m[MIRRORS_MAX];
+static int busy[MIRRORS_MAX];   /* copier steps running on open_m[i] without mlock */
 
 static struct tables *tables_now(void)
 {
@@ -95,21 +97,33 @@ static int copier_work(struct op *op, void *arg)
 	int r = 1, first = 1;
 
 	while (r == 1) {
-		struct mirror *m;
+		struct mirror *m = NULL;
+		int slot = -1;
 
 		if (op_cancelled(op)) {
 			op_result(op, "stopped; it resumes from its checkpoint");
 			return -ECANCELED;
 		}
+		/* mlock only to find the mirror and mark it busy: the granule copy (possibly over a
+		 * slow peer link) runs without it, so commands and LU opens are not held up */
 		pthread_mutex_lock(&mlock);
-		m = find_open(id);
+		for (int i = 0; i < MIRRORS_MAX; i++)
+			if (open_m[i] && mirror_id(open_m[i]) == id)
+				slot = i;
+		if (slot >= 0) {
+			m = open_m[slot];
+			busy[slot]++;
+		}
+		pthread_mutex_unlock(&mlock);
 		if (!m) {
-			pthread_mutex_unlock(&mlock);
 			op_result(op, "the mirror was closed");
 			return -ENODEV;
 		}
 		r = mirror_copy_step(m);
 		mirror_get_status(m, &st);
+		pthread_mutex_lock(&mlock);
+		busy[slot]--;
+		pthread_cond_broadcast(&idle_cond);
 		pthread_mutex_unlock(&mlock);
 		if (first || st.dirty_granules > dirty0)
 			dirty0 = st.dirty_granules;
@@ -120,11 +134,16 @@ static int copier_work(struct op *op, void *arg)
 			op_progress(op, (dirty0 - st.dirty_granules) * st.cfg.granule_bytes,
 				    dirty0 * st.cfg.granule_bytes);
 	}
+	if (r == -EINTR) {
+		op_result(op, "stopped: the mirror is %s now", mirror_state_name(st.cfg.state));
+		return 0;
+	}
 	if (r < 0) {
 		op_result(op, "stopped: %s (the mirror is %s)", strerror(-r),
 			  mirror_state_name(st.cfg.state));
 		return r;
 	}
+	op_progress(op, 1, 1);
 	op_result(op, "%" PRIu64 " bytes copied; the mirror is %s", st.copied_bytes,
 		  mirror_state_name(st.cfg.state));
 	return 0;
@@ -387,7 +406,9 @@ int mirrors_cmd_delete(uint32_t id, char *msg, size_t msg_len)
 	for (int i = 0; i < MIRRORS_MAX; i++) {
 		if (open_m[i] && mirror_id(open_m[i]) == id) {
 			m = open_m[i];
-			open_m[i] = NULL;
+			open_m[i] = NULL;          /* no new copier step finds it */
+			while (busy[i])
+				pthread_cond_wait(&idle_cond, &mlock);
 			mirror_close(m, 1);
 		}
 	}

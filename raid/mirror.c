@@ -37,7 +37,9 @@ struct mirror {
 	uint64_t nbits, nblk;
 	uint8_t *blk;                   /* nblk blocks as on disk */
 	pthread_mutex_t bm_lock;
-	uint64_t dirty;                 /* bits set; bm_lock */
+	uint64_t dirty;                 /* bits set (intent included); bm_lock */
+	uint8_t *must;                  /* granules the secondary lacks (not mere intent); bm_lock */
+	uint64_t must_count;            /* bm_lock */
 	uint32_t *inflight;             /* per bitmap block: duplexed writes in flight; bm_lock */
 	uint64_t *last_ns;              /* per bitmap block: end of its last duplexed write; bm_lock */
 	uint64_t resync_cursor;         /* next bit to look at */
@@ -86,8 +88,28 @@ static int blk_write(struct mirror *m, uint64_t b, int sync)
 	return err;
 }
 
-/* Set the bits of granules [g0, g1] durably before returning. */
-static int bits_set(struct mirror *m, uint64_t g0, uint64_t g1)
+static int must_get(struct mirror *m, uint64_t g) { return m->must[g / 8] >> (g % 8) & 1; }
+
+static void must_set(struct mirror *m, uint64_t g)
+{
+	if (!must_get(m, g)) {
+		m->must[g / 8] |= (uint8_t)(1u << (g % 8));
+		m->must_count++;
+	}
+}
+
+static void must_clear(struct mirror *m, uint64_t g)
+{
+	if (must_get(m, g)) {
+		m->must[g / 8] &= (uint8_t)~(1u << (g % 8));
+		m->must_count--;
+	}
+}
+
+/* Set the bits of granules [g0, g1] durably before returning. `must`: the secondary lacks these
+ * (recording states, failed secondary writes); otherwise they are intent bits of duplexed
+ * writes, which the cleaner clears once both volumes are flushed. */
+static int bits_set(struct mirror *m, uint64_t g0, uint64_t g1, int must)
 {
 	uint64_t last_blk = UINT64_MAX;
 	int err = 0;
@@ -96,6 +118,8 @@ static int bits_set(struct mirror *m, uint64_t g0, uint64_t g1)
 	for (uint64_t g = g0; g <= g1 && g < m->nbits; g++) {
 		uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
 
+		if (must)
+			must_set(m, g);
 		if (bit_get(m, g))
 			continue;
 		m->blk[b * BM_BLK + i / 8] |= (uint8_t)(1u << (i % 8));
@@ -118,6 +142,7 @@ static void bit_clear(struct mirror *m, uint64_t g)
 	uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
 
 	pthread_mutex_lock(&m->bm_lock);
+	must_clear(m, g);
 	if (bit_get(m, g)) {
 		m->blk[b * BM_BLK + i / 8] &= (uint8_t)~(1u << (i % 8));
 		m->dirty--;
@@ -134,7 +159,8 @@ static int bitmap_open(struct mirror *m, int create, char *why, size_t why_len)
 	m->nbits = (m->cfg.size_bytes + m->cfg.granule_bytes - 1) / m->cfg.granule_bytes;
 	m->nblk = (m->nbits + BM_BITS_PER_BLK - 1) / BM_BITS_PER_BLK;
 	m->blk = calloc(m->nblk ? m->nblk : 1, BM_BLK);
-	if (!m->blk)
+	m->must = calloc((m->nbits + 7) / 8 + 1, 1);
+	if (!m->blk || !m->must)
 		return -ENOMEM;
 	m->fd = open(m->cfg.bitmap_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
 	if (m->fd < 0) {
@@ -190,8 +216,12 @@ werr:
 			return -EPROTO;
 		}
 	}
-	for (uint64_t g = 0; g < m->nbits; g++)
-		m->dirty += (uint64_t)bit_get(m, g);
+	for (uint64_t g = 0; g < m->nbits; g++) {
+		if (bit_get(m, g)) {
+			m->dirty++;
+			must_set(m, g);   /* after a restart nothing is mere intent */
+		}
+	}
 	return 0;
 }
 
@@ -274,11 +304,11 @@ static int hook_pre(struct vol_hook *h, struct vol *v, const void *buf, uint64_t
 		uint64_t end = off + len > m->cfg.size_bytes ? m->cfg.size_bytes : off + len;
 
 		if (m->cfg.state == MIRROR_SPLIT || m->cfg.state == MIRROR_SUSPENDED || !m->secondary) {
-			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes);
+			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes, 1);
 			if (!err)
 				__atomic_add_fetch(&m->recorded, 1, __ATOMIC_RELAXED);
 		} else if ((end = duplex_end(m, off, len)) > off) {
-			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes);
+			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes, 0);
 			if (!err)
 				intent_begin(m, off, end);
 		}
@@ -327,20 +357,24 @@ static int hook_post(struct vol_hook *h, struct vol *v, const void *buf, uint64_
 
 	(void)v;
 	end = duplex_end(m, off, len);
-	if (end > off && m->cfg.state != MIRROR_SPLIT && m->cfg.state != MIRROR_SUSPENDED)
-		intent_end(m, off, end);
 	if (!result && end > off) {
 		int err = vol_write(m->secondary, buf, off, end - off);
 
 		if (err) {
 			__atomic_add_fetch(&m->sec_errors, 1, __ATOMIC_RELAXED);
 			/* the host write stands: record it, the mirror suspends */
-			bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes);
+			bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes, 1);
 			failed = err;
 		} else {
 			__atomic_add_fetch(&m->duplexed, 1, __ATOMIC_RELAXED);
 		}
+	} else if (result && end > off) {
+		/* the primary write failed: whatever reached it, the secondary may lack */
+		bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes, 1);
 	}
+	/* only now may the cleaner look at these intent bits */
+	if (end > off && m->cfg.state != MIRROR_SPLIT && m->cfg.state != MIRROR_SUSPENDED)
+		intent_end(m, off, end);
 	n = granule_locks(m, off, len, idx, GLOCKS);
 	for (int i = n - 1; i >= 0; i--)
 		pthread_mutex_unlock(&m->glock[idx[i]]);
@@ -403,7 +437,7 @@ static void clean_intent(struct mirror *m)
 
 		for (uint64_t i = 0; i < BM_BLK - 4 && !any; i++)
 			any = m->blk[b * BM_BLK + i] != 0;
-		if (any && !m->inflight[b] && now - m->last_ns[b] >= 2000000000ull) {
+		if (any && !m->inflight[b] && now > m->last_ns[b] && now - m->last_ns[b] >= 2000000000ull) {
 			cand[b] = 1;
 			n++;
 		}
@@ -412,11 +446,17 @@ static void clean_intent(struct mirror *m)
 	if (n && vol_flush(m->primary) == 0 && vol_flush(m->secondary) == 0) {
 		pthread_mutex_lock(&m->bm_lock);
 		for (uint64_t b = 0; b < m->nblk; b++) {
-			if (!cand[b] || m->inflight[b] || now - m->last_ns[b] < 2000000000ull)
+			if (!cand[b] || m->inflight[b] || m->last_ns[b] >= now ||
+			    now - m->last_ns[b] < 2000000000ull)
 				continue;
-			for (uint64_t i = 0; i < BM_BLK - 4; i++) {
-				m->dirty -= (uint64_t)__builtin_popcount(m->blk[b * BM_BLK + i]);
-				m->blk[b * BM_BLK + i] = 0;
+			for (uint64_t g = b * BM_BITS_PER_BLK; g < (b + 1) * BM_BITS_PER_BLK && g < m->nbits;
+			     g++) {
+				uint64_t i = g % BM_BITS_PER_BLK;
+
+				if (!bit_get(m, g) || must_get(m, g))
+					continue;   /* must bits stay for a resync */
+				m->blk[b * BM_BLK + i / 8] &= (uint8_t)~(1u << (i % 8));
+				m->dirty--;
 			}
 			blk_write(m, b, 0);
 		}
@@ -456,16 +496,6 @@ static void persist(struct mirror *m)
 	pthread_rwlock_unlock(&m->state_lock);
 	if (m->persist && m->persist(m->ctx, &c))
 		tlog(TLOG_ERR, "mirror %u: cannot record its state (%s)", c.id, mirror_state_name(c.state));
-}
-
-static void set_state(struct mirror *m, enum mirror_state s)
-{
-	pthread_rwlock_wrlock(&m->state_lock);
-	m->cfg.state = s;
-	pthread_rwlock_unlock(&m->state_lock);
-	persist(m);
-	tlog(TLOG_WARN, "mirror %u (volid %" PRIu64 " -> %" PRIu64 "): %s", m->cfg.id,
-	     m->cfg.primary_volid, m->cfg.secondary_volid, mirror_state_name(s));
 }
 
 static void suspend(struct mirror *m, const char *why, int err)
@@ -561,8 +591,10 @@ int mirror_attach_secondary(struct mirror *m, struct vol *s)
 		vol_put(m->secondary);
 	m->secondary = s;
 	/* writes recorded while the secondary was away: a resync brings it back */
-	if (s && m->cfg.state == MIRROR_DUPLEX && m->dirty)
+	if (s && m->cfg.state == MIRROR_DUPLEX && m->must_count) {
+		m->resync_cursor = 0;
 		m->cfg.state = MIRROR_RESYNCING;
+	}
 	pthread_rwlock_unlock(&m->state_lock);
 	persist(m);
 	return 0;
@@ -615,38 +647,78 @@ void mirror_close(struct mirror *m, int remove_bitmap)
 	free(m->inflight);
 	free(m->last_ns);
 	free(m->blk);
+	free(m->must);
 	free(m);
 }
 
 int mirror_split(struct mirror *m)
 {
-	enum mirror_state s;
+	int ok;
 
-	pthread_rwlock_rdlock(&m->state_lock);
-	s = m->cfg.state;
-	pthread_rwlock_unlock(&m->state_lock);
-	if (s != MIRROR_DUPLEX && s != MIRROR_RESYNCING)
-		return -EINVAL;
-	/* write-locking state waits for every duplexed write in flight: the secondary is the
+	/* write-locking the state waits for every duplexed write in flight: the secondary is the
 	 * primary's image at this instant */
-	set_state(m, MIRROR_SPLIT);
+	pthread_rwlock_wrlock(&m->state_lock);
+	ok = m->cfg.state == MIRROR_DUPLEX || m->cfg.state == MIRROR_RESYNCING;
+	if (ok)
+		m->cfg.state = MIRROR_SPLIT;
+	pthread_rwlock_unlock(&m->state_lock);
+	if (!ok)
+		return -EINVAL;
+	persist(m);
+	tlog(TLOG_WARN, "mirror %u (volid %" PRIu64 " -> %" PRIu64 "): split", m->cfg.id,
+	     m->cfg.primary_volid, m->cfg.secondary_volid);
 	return 0;
 }
 
 int mirror_start_resync(struct mirror *m)
 {
-	enum mirror_state s;
+	uint64_t cp;
+	int err = 0;
 
-	pthread_rwlock_rdlock(&m->state_lock);
-	s = m->cfg.state;
-	pthread_rwlock_unlock(&m->state_lock);
-	if (!m->secondary)
+	pthread_rwlock_wrlock(&m->state_lock);
+	if (!m->secondary) {
+		pthread_rwlock_unlock(&m->state_lock);
 		return -ENODEV;
-	if (s != MIRROR_SPLIT && s != MIRROR_SUSPENDED && s != MIRROR_RESYNCING)
+	}
+	if (m->cfg.state != MIRROR_SPLIT && m->cfg.state != MIRROR_SUSPENDED &&
+	    m->cfg.state != MIRROR_RESYNCING) {
+		pthread_rwlock_unlock(&m->state_lock);
 		return -EINVAL;
-	m->resync_cursor = 0;
-	set_state(m, MIRROR_RESYNCING);
+	}
+	/* suspended during the initial copy: what it had not reached must be copied too */
+	cp = __atomic_load_n(&m->cfg.copy_pos, __ATOMIC_ACQUIRE);
+	if (cp < m->nbits)
+		err = bits_set(m, cp, m->nbits - 1, 1);
+	if (!err) {
+		m->cfg.copy_pos = m->nbits;
+		m->resync_cursor = 0;
+		m->cfg.state = MIRROR_RESYNCING;
+	}
+	pthread_rwlock_unlock(&m->state_lock);
+	if (err)
+		return err;
+	persist(m);
+	tlog(TLOG_WARN, "mirror %u (volid %" PRIu64 " -> %" PRIu64 "): resyncing", m->cfg.id,
+	     m->cfg.primary_volid, m->cfg.secondary_volid);
 	return 0;
+}
+
+/* from -> to, only if the state is still `from` (a split must never be undone) */
+static int set_state_if(struct mirror *m, enum mirror_state from, enum mirror_state to)
+{
+	int ok;
+
+	pthread_rwlock_wrlock(&m->state_lock);
+	ok = m->cfg.state == from;
+	if (ok)
+		m->cfg.state = to;
+	pthread_rwlock_unlock(&m->state_lock);
+	if (ok) {
+		persist(m);
+		tlog(TLOG_WARN, "mirror %u (volid %" PRIu64 " -> %" PRIu64 "): %s", m->cfg.id,
+		     m->cfg.primary_volid, m->cfg.secondary_volid, mirror_state_name(to));
+	}
+	return ok;
 }
 
 int mirror_needs_copier(struct mirror *m)
@@ -707,9 +779,9 @@ int mirror_copy_step(struct mirror *m)
 			g++;
 		}
 	} else {
-		/* next set bit from the cursor */
+		/* next granule the secondary lacks, from the cursor */
 		pthread_mutex_lock(&m->bm_lock);
-		for (g = m->resync_cursor; g < m->nbits && !bit_get(m, g); g++)
+		for (g = m->resync_cursor; g < m->nbits && !must_get(m, g); g++)
 			;
 		pthread_mutex_unlock(&m->bm_lock);
 		if (g < m->nbits) {
@@ -738,20 +810,28 @@ int mirror_copy_step(struct mirror *m)
 		persist(m);
 	if (g < m->nbits)
 		return 1;
-	/* finished: anything recorded meanwhile is resynced, then duplex */
-	if (s == MIRROR_COPYING && m->dirty) {
-		m->resync_cursor = 0;
-		set_state(m, MIRROR_RESYNCING);
-		return 1;
+	/* finished a pass: what the secondary still lacks is resynced, then duplex (intent bits of
+	 * duplexed writes are the cleaner's) */
+	pthread_mutex_lock(&m->bm_lock);
+	{
+		uint64_t must_left = m->must_count;
+
+		pthread_mutex_unlock(&m->bm_lock);
+		if (must_left) {
+			m->resync_cursor = 0;
+			if (s == MIRROR_COPYING && !set_state_if(m, MIRROR_COPYING, MIRROR_RESYNCING))
+				return -EINTR;   /* split or suspended meanwhile */
+			return 1;
+		}
 	}
-	if (s == MIRROR_RESYNCING && m->dirty) {
-		m->resync_cursor = 0;   /* bits set behind the cursor by failed duplex writes */
-		return 1;
+	if (s == MIRROR_COPYING) {
+		pthread_rwlock_wrlock(&m->state_lock);
+		if (m->cfg.state == MIRROR_COPYING)
+			m->cfg.copy_pos = m->nbits;
+		pthread_rwlock_unlock(&m->state_lock);
 	}
-	pthread_rwlock_wrlock(&m->state_lock);
-	m->cfg.copy_pos = m->nbits;
-	pthread_rwlock_unlock(&m->state_lock);
-	set_state(m, MIRROR_DUPLEX);
+	if (!set_state_if(m, s, MIRROR_DUPLEX))
+		return -EINTR;   /* split or suspended meanwhile: stays so */
 	return 0;
 }
 
@@ -765,7 +845,8 @@ void mirror_get_status(struct mirror *m, struct mirror_status *st)
 	st->secondary_attached = m->secondary != NULL;
 	pthread_rwlock_unlock(&m->state_lock);
 	pthread_mutex_lock(&m->bm_lock);
-	st->dirty_granules = m->dirty;
+	st->dirty_granules = m->must_count;
+	st->intent_granules = m->dirty - m->must_count;
 	pthread_mutex_unlock(&m->bm_lock);
 	st->copied_bytes = __atomic_load_n(&m->copied, __ATOMIC_RELAXED);
 	st->duplexed_writes = __atomic_load_n(&m->duplexed, __ATOMIC_RELAXED);

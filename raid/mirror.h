@@ -41,17 +41,20 @@ int mirror_attach_secondary(struct mirror *m, struct vol *secondary);
 void mirror_detach(struct mirror *m, struct vol *v);
 
 int mirror_split(struct mirror *m);
-/* COPYING or SPLIT/SUSPENDED -> RESYNCING (needs the secondary). */
+/* SPLIT/SUSPENDED -> RESYNCING (needs the secondary); a mirror suspended during its initial
+ * copy also copies everything the copy had not reached. */
 int mirror_start_resync(struct mirror *m);
 /* One granule of the initial copy or the resync. 1 more to do, 0 finished (now DUPLEX),
- * -errno (a secondary error suspends the mirror). */
+ * -EINTR the state changed meanwhile (split, suspended), other -errno (a secondary error
+ * suspends the mirror). */
 int mirror_copy_step(struct mirror *m);
 /* Something for a background copier to do now. */
 int mirror_needs_copier(struct mirror *m);
 
 struct mirror_status {
 	struct mirror_cfg cfg;
-	uint64_t dirty_granules;
+	uint64_t dirty_granules;       /* the secondary lacks these */
+	uint64_t intent_granules;      /* marked for duplexed writes (kill -9 safety), not lacking */
 	uint64_t copied_bytes;         /* by the copier since open */
 	int primary_attached, secondary_attached;
 	uint64_t duplexed_writes, recorded_writes, secondary_errors, secondary_reads;

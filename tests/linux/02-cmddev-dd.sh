@@ -33,21 +33,27 @@ fi
 # ---------------------------------------------------------------- initramfs with tandemctl
 # EXTRA_BINS copies a host binary (at its host path) and its shared libraries (ldd) into the
 # initramfs. It is part of the cache key, so it gets a cache of its own (the plain one stays
-# what 01 and others expect); the kernel directory is shared. The key has the binary's *name*,
+# what 01 and others expect); the kernel directory is shared. The key has the binary's *path*,
 # not its content: a rebuilt tandemctl forces a rebuild through our own stamp.
 VM_WORK=$LINUX_VM_WORK GUEST_CTL=""
 if [ "${NO_EXTRA_BINS:-0}" != 1 ]; then
+    # EXTRA_BINS puts a binary at its host path in the image, and the guest mounts a tmpfs on
+    # /tmp: so carry a copy at a fixed path under the cache (also keeps the harness key stable
+    # whatever directory the project is in), and rebuild when its content changes.
+    ctl_copy=$CTL_VM_WORK/bin/tandemctl
     ctl_sum=$(sha256sum < "$TANDEMCTL" | cut -c1-16)
-    mkdir -p "$CTL_VM_WORK"
+    mkdir -p "$CTL_VM_WORK/bin"
     [ -e "$CTL_VM_WORK/kernel" ] || ln -s "$LINUX_VM_WORK/kernel" "$CTL_VM_WORK/kernel"
     force=0
-    [ "$(cat "$CTL_VM_WORK/.tandemctl.sha256" 2>/dev/null)" = "$ctl_sum" ] || force=1
+    [ "$(cat "$CTL_VM_WORK/.tandemctl.sha256" 2>/dev/null)" = "$ctl_sum" ] && [ -x "$ctl_copy" ] ||
+        force=1
+    [ $force = 0 ] || install -m 0755 "$TANDEMCTL" "$ctl_copy"
     t0=$SECONDS
-    if LINUX_VM_WORK=$CTL_VM_WORK EXTRA_BINS=$TANDEMCTL FORCE=$force \
+    if LINUX_VM_WORK=$CTL_VM_WORK EXTRA_BINS=$ctl_copy FORCE=$force \
             "$HARNESS/build-initramfs.sh" >"$WORK/build-initramfs-ctl.out" 2>&1; then
         echo "$ctl_sum" > "$CTL_VM_WORK/.tandemctl.sha256"
-        VM_WORK=$CTL_VM_WORK GUEST_CTL=$(readlink -f "$TANDEMCTL")
-        log "initramfs with tandemctl (EXTRA_BINS=$TANDEMCTL): $CTL_VM_WORK" \
+        VM_WORK=$CTL_VM_WORK GUEST_CTL=$(readlink -f "$ctl_copy")
+        log "initramfs with tandemctl (EXTRA_BINS=$ctl_copy): $CTL_VM_WORK" \
             "($([ $force = 1 ] && echo "built in $((SECONDS - t0)) s" || echo cached))"
     else
         tail -n 20 "$WORK/build-initramfs-ctl.out"

@@ -143,7 +143,11 @@ static int copier_work(struct op *op, void *arg)
 			  mirror_state_name(st.cfg.state));
 		return r;
 	}
-	op_progress(op, 1, 1);
+	/* done: 100 %, in the same units as the progress so far (the rate stays meaningful) */
+	if (dirty0)
+		op_progress(op, dirty0 * st.cfg.granule_bytes, dirty0 * st.cfg.granule_bytes);
+	else
+		op_progress(op, st.cfg.size_bytes, st.cfg.size_bytes);
 	op_result(op, "%" PRIu64 " bytes copied; the mirror is %s", st.copied_bytes,
 		  mirror_state_name(st.cfg.state));
 	return 0;

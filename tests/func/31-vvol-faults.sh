@@ -24,7 +24,6 @@ CUT_S=${CUT_S:-6}
 NOT_READY='sense key NOT READY \(0x2\), asc/ascq 0x08/0x0[01]'
 ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
 
-cc -O2 -Wall -Wextra -Werror -o "$WORK/tproxy" "$TOP/tests/tools/tproxy.c" -lpthread || fail "cannot build tproxy"
 
 device_start d1 127.0.0.2
 device_start d2 127.0.0.3
@@ -41,23 +40,8 @@ d2_luns() { # create|assemble
 }
 d2_luns create
 
-# ---- the proxy: 127.0.0.4:(any) -> d2 ----
-"$WORK/tproxy" -l 127.0.0.4:0 -t "127.0.0.3:$D2_PORT" -c "$WORK/px.ctl" -s "$WORK/px.state" 2> "$WORK/tproxy.log" &
-PX=$!
-on_exit "kill $PX 2>/dev/null; wait $PX 2>/dev/null"
-wait_for 5 test -s "$WORK/px.state" || fail "tproxy did not start: $(cat "$WORK/tproxy.log")"
-px_field() { sed -n "s/.*\\b$1=\\([0-9a-z]*\\).*/\\1/p" "$WORK/px.state"; }
-PX_PORT=$(px_field port)
-_px_applied() { [ "$(px_field seq)" -gt "$1" ]; }
-# px MODE COMMAND...: tell tproxy COMMAND, wait until it applied it; it is then in MODE
-px() {
-    local want=$1 before; shift
-    before=$(px_field seq)
-    kill -0 $PX 2>/dev/null || fail "tproxy died: $(cat "$WORK/tproxy.log")"
-    timeout 5 bash -c 'echo "$1" > "$2"' _ "$*" "$WORK/px.ctl" || fail "cannot write to tproxy's FIFO"
-    wait_for 5 _px_applied "$before" || fail "tproxy did not apply '$*'"
-    [ "$(px_field mode)" = "$want" ] || fail "tproxy: after '$*', mode $(px_field mode), expected $want"
-}
+# the link to d2 goes through a fault proxy (functions.sh tproxy_start / px)
+tproxy_start "127.0.0.3:$D2_PORT"
 
 lu_add d1 1 cmddev "$WORK/d1.tables" "volid=100;create=1;device=d1"
 lu_add d1 2 vvol "iscsi://127.0.0.4:$PX_PORT/$IQN_BASE:d2/2" "volid=21;timeout_s=$TIMEOUT_S" ||

@@ -14,7 +14,6 @@
 requires python3 cc timeout
 
 TIMEOUT_S=2
-cc -O2 -Wall -Wextra -Werror -o "$WORK/tproxy" "$TOP/tests/tools/tproxy.c" -lpthread || fail "cannot build tproxy"
 
 device_start d1 127.0.0.2
 device_start d2 127.0.0.3
@@ -32,21 +31,8 @@ d2_luns() { # create|assemble
 }
 d2_luns create
 
-"$WORK/tproxy" -l 127.0.0.4:0 -t "127.0.0.3:$D2_PORT" -c "$WORK/px.ctl" -s "$WORK/px.state" 2> "$WORK/tproxy.log" &
-PX=$!
-on_exit "kill $PX 2>/dev/null; wait $PX 2>/dev/null"
-wait_for 5 test -s "$WORK/px.state" || fail "tproxy did not start: $(cat "$WORK/tproxy.log")"
-px_field() { sed -n "s/.*\\b$1=\\([0-9a-z]*\\).*/\\1/p" "$WORK/px.state"; }
-PX_PORT=$(px_field port)
-_px_applied() { [ "$(px_field seq)" -gt "$1" ]; }
-px() {   # px MODE COMMAND...: tell tproxy COMMAND, wait until applied; it is then in MODE
-    local want=$1 before; shift
-    before=$(px_field seq)
-    kill -0 $PX 2>/dev/null || fail "tproxy died: $(cat "$WORK/tproxy.log")"
-    timeout 5 bash -c 'echo "$1" > "$2"' _ "$*" "$WORK/px.ctl" || fail "cannot write to tproxy's FIFO"
-    wait_for 5 _px_applied "$before" || fail "tproxy did not apply '$*'"
-    [ "$(px_field mode)" = "$want" ] || fail "tproxy: after '$*', mode $(px_field mode), expected $want"
-}
+# the link to d2 goes through a fault proxy (functions.sh tproxy_start / px)
+tproxy_start "127.0.0.3:$D2_PORT"
 
 # d1: command device, its 3D+1P/64K primary of 3 x 56 MiB, the vvol to d2's LU 2 (volid 21)
 lu_add d1 9 cmddev "$WORK/d1.tables" "volid=100;create=1;device=d1"

@@ -160,6 +160,31 @@ device_kill() {
 _dead() { ! kill -0 "$1" 2>/dev/null; }
 _port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# tproxy_start TARGET_IP:PORT: a link-fault proxy (tests/tools/tproxy.c) on 127.0.0.4:(free port)
+# in front of TARGET; sets PX (pid) and PX_PORT; stopped on exit. `px MODE COMMAND...` tells it
+# "cut", "cut rst", "restore", "delay MS" and waits until it is in MODE; `px_field KEY` reads its
+# state file.
+tproxy_start() {
+    [ -x "$WORK/tproxy" ] || cc -O2 -Wall -Wextra -Werror -o "$WORK/tproxy" \
+        "$TOP/tests/tools/tproxy.c" -lpthread || fail "cannot build tproxy"
+    "$WORK/tproxy" -l 127.0.0.4:0 -t "$1" -c "$WORK/px.ctl" -s "$WORK/px.state" \
+        2> "$WORK/tproxy.log" &
+    PX=$!
+    on_exit "kill $PX 2>/dev/null; wait $PX 2>/dev/null"
+    wait_for 5 test -s "$WORK/px.state" || fail "tproxy did not start: $(cat "$WORK/tproxy.log")"
+    PX_PORT=$(px_field port)
+}
+px_field() { sed -n "s/.*\\b$1=\\([0-9a-z]*\\).*/\\1/p" "$WORK/px.state"; }
+_px_applied() { [ "$(px_field seq)" -gt "$1" ]; }
+px() {
+    local want=$1 before; shift
+    before=$(px_field seq)
+    kill -0 "$PX" 2>/dev/null || fail "tproxy died: $(cat "$WORK/tproxy.log")"
+    timeout 5 bash -c 'echo "$1" > "$2"' _ "$*" "$WORK/px.ctl" || fail "cannot write to tproxy's FIFO"
+    wait_for 5 _px_applied "$before" || fail "tproxy did not apply '$*'"
+    [ "$(px_field mode)" = "$want" ] || fail "tproxy: after '$*', mode $(px_field mode), expected $want"
+}
+
 # expect_fail DESCRIPTION CMD...: CMD must fail.
 expect_fail() { local d=$1; shift; if "$@" >/dev/null 2>&1; then fail "expected failure: $d"; fi; }
 # log_has NAME REGEX: the device's log contains REGEX.

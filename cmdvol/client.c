@@ -12,20 +12,22 @@
 
 #include "cmdvol/cmddev.h"
 
-int cd_load_key(const char *path, uint8_t *key, size_t cap, size_t *len, char *why,
-		size_t why_len)
+int cd_load_key(const char *what, const char *path, uint8_t *key, size_t cap, size_t *len,
+		char *why, size_t why_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
 	ssize_t n;
 
 	if (fd < 0) {
-		snprintf(why, why_len, "key file %s: %s", path, strerror(errno));
-		return -errno;
+		err = -errno;
+		snprintf(why, why_len, "%s %s: %s", what, path, strerror(errno));
+		return err;
 	}
 	n = read(fd, key, cap);
 	close(fd);
 	if (n < 16) {
-		snprintf(why, why_len, "key file %s: a key needs at least 16 bytes", path);
+		snprintf(why, why_len, "%s %s: a key needs at least 16 bytes, the file has %zd", what,
+			 path, n);
 		return -EINVAL;
 	}
 	*len = (size_t)n;

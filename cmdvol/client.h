@@ -22,8 +22,9 @@ struct cd_client {
 int cd_call(struct cd_client *c, const char *command, const char *const *params, int nparams,
 	    struct cb_reply *reply, char *why, size_t why_len);
 
-/* Read a key file (>= 16 bytes). */
-int cd_load_key(const char *path, uint8_t *key, size_t cap, size_t *len, char *why,
-		size_t why_len);
+/* Read a key file (>= 16 bytes): tandemctl's signing key and the command device's auth_key.
+ * `what` names it in messages ("key file", "auth_key"). */
+int cd_load_key(const char *what, const char *path, uint8_t *key, size_t cap, size_t *len,
+		char *why, size_t why_len);
 
 #endif

@@ -1,4 +1,5 @@
 #include "cmdvol/cmddev.h"
+#include "cmdvol/client.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -96,26 +97,6 @@ int cmddev_opts_parse(const char *s, struct cmddev_opts *o, char *why, size_t wh
 	return 0;
 }
 
-static int load_key(struct cmddev *cd, const char *path, char *why, size_t why_len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0) {
-		snprintf(why, why_len, "auth_key %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	n = read(fd, cd->key, sizeof(cd->key));
-	close(fd);
-	if (n < 16) {
-		snprintf(why, why_len, "auth_key %s: a key needs at least 16 bytes, the file has %zd",
-			 path, n);
-		return -EINVAL;
-	}
-	cd->key_len = (size_t)n;
-	return 0;
-}
-
 static int cv_read(struct vol *v, void *buf, uint64_t off, uint64_t len)
 {
 	return cmddev_read(v->impl, 0, off, buf, len);
@@ -167,7 +148,8 @@ int cmddev_open(const char *path, const struct cmddev_opts *o, struct cmddev **o
 		pthread_mutex_unlock(&current_lock);
 		return -ENOMEM;
 	}
-	if (o->auth_key_path[0] && (err = load_key(cd, o->auth_key_path, why, why_len)))
+	if (o->auth_key_path[0] &&
+	    (err = cd_load_key("auth_key", o->auth_key_path, cd->key, sizeof(cd->key), &cd->key_len, why, why_len)))
 		goto fail;
 	if ((err = tables_open(path, o->create, o->device, &cd->tables, why, why_len)))
 		goto fail;

@@ -396,7 +396,7 @@ static int session_open(struct g *g, struct session *s)
 		return EX_USAGE;
 	}
 	if (g->key_file) {
-		if (cd_load_key(g->key_file, s->key, sizeof(s->key), &s->c.key_len, why, sizeof(why))) {
+		if (cd_load_key("key file", g->key_file, s->key, sizeof(s->key), &s->c.key_len, why, sizeof(why))) {
 			fprintf(stderr, "tandemctl: %s\n", why);
 			return EX_USAGE;
 		}
@@ -539,7 +539,7 @@ static int cmd_encode(struct g *g, int argc, char **argv)
 			"bs=512 count=1 conv=sync oflag=direct\n");
 		return EX_USAGE;
 	}
-	if (g->key_file && cd_load_key(g->key_file, key, sizeof(key), &key_len, why, sizeof(why))) {
+	if (g->key_file && cd_load_key("key file", g->key_file, key, sizeof(key), &key_len, why, sizeof(why))) {
 		fprintf(stderr, "tandemctl: %s\n", why);
 		return EX_USAGE;
 	}

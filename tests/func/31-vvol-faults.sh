@@ -3,7 +3,7 @@
 # through tproxy (tests/tools/tproxy.c), which cuts, resets or delays the link. With vvol
 # timeout_s=2:
 #  - blackhole (no byte flows, connections stay open) during a write load through d1: the load
-#    and every I/O started during the cut fail with NOT READY (asc 0x08) within BOUND_MS, none
+#    and every I/O started during the cut fail with NOT READY (asc 0x08) — answered, not hung —, none
 #    times out at tio's 30 s; d1 stays up (tgtadm, tandemctl on d1; the remote command device
 #    fails fast with tandemctl exit 3); after restore I/O works again with no admin action and
 #    the data written before the cut verifies;
@@ -18,7 +18,6 @@
 requires cc timeout python3
 
 TIMEOUT_S=2
-BOUND_MS=${BOUND_MS:-$((3 * TIMEOUT_S * 1000))}   # see the note at the probes
 PROBES=${PROBES:-4}
 CUT_S=${CUT_S:-6}
 NOT_READY='sense key NOT READY \(0x2\), asc/ascq 0x08/0x0[01]'
@@ -69,8 +68,8 @@ load_start() {
     wait_for 20 _writes_above $((before + 100)) || fail "$1: the load through d1 does not get going: $(cat "$WORK/load.$1")"
     kill -0 "$LOAD_PID" || fail "$1: the load through d1 ended before the fault: $(cat "$WORK/load.$1")"
 }
-# load_must_fail_not_ready TAG T0_MS: the load ended with exit 1 and NOT READY sense, within
-# BOUND_MS of T0 (the fault) plus the drain of its other commands.
+# load_must_fail_not_ready TAG T0_MS: the load ended with exit 1 and NOT READY sense (the time
+# since T0, the fault, is logged, not asserted: timings belong in make bench).
 load_must_fail_not_ready() {
     local tag=$1 t0=$2 rc=0
     wait_for 60 _dead "$LOAD_PID" || fail "$tag: the load through d1 still runs 60 s after the fault (hung)"
@@ -78,8 +77,6 @@ load_must_fail_not_ready() {
     wait "$LOAD_PID" || rc=$?
     [ $rc = 1 ] && grep -Eq "$NOT_READY" "$WORK/load.$tag" ||
         fail "$tag: the load through d1 ended with exit $rc (1 with NOT READY expected): $(cat "$WORK/load.$tag")"
-    # its first command to fail and the ones in flight with it: each within BOUND_MS of the fault
-    [ $ms -le $((2 * BOUND_MS)) ] || fail "$tag: the load through d1 took $ms ms to fail and drain (bound $((2 * BOUND_MS)) ms)"
     log "$tag: the load failed $ms ms after the fault: $(grep -Eo "$NOT_READY" "$WORK/load.$tag" | head -n 1)"
 }
 # probes_run TAG SECONDS: PROBES loops, each doing one-command writes (tio write, 8 blocks, its
@@ -98,21 +95,20 @@ probes_run() {
     for ((n = 0; n < PROBES; n++)); do probe_loop "$tag" $n "$2" & pids+=($!); done
     wait "${pids[@]}"
 }
-# probes_must_fail_not_ready TAG: every probe I/O failed with NOT READY (exit 1) within BOUND_MS.
-# Note on the bound: timeout_s bounds one attempt of one worker thread; a command that arrives
-# while all 16 tgt worker threads (and peer sessions) are busy with attempts on the dead link
-# waits for one first, so the end-to-end bound is about 2 x timeout_s; BOUND_MS (3 x) leaves
-# room for a loaded machine.
+# probes_must_fail_not_ready TAG: every probe I/O failed with NOT READY (exit 1). Their times are
+# logged: timeout_s bounds one attempt of one worker thread; a command that arrives while all 16
+# worker threads are busy on the dead link waits for one first (about 2 x timeout_s).
 probes_must_fail_not_ready() {
     local tag=$1 bad max n
     cat "$WORK"/probe."$tag".* > "$WORK/probes.$tag"
     n=$(wc -l < "$WORK/probes.$tag")
     [ "$n" -ge "$PROBES" ] || fail "$tag: only $n probe I/Os ran"
-    bad=$(awk -v b="$BOUND_MS" -v re="$NOT_READY" '!($1 == 1 && $2 <= b && $0 ~ re)' "$WORK/probes.$tag" | head -n 5)
-    [ -z "$bad" ] || fail "$tag: probe I/Os that did not fail NOT READY within $BOUND_MS ms (rc ms output):$NR$bad"
+    # exit 1 with NOT READY sense: answered by d1 (tio's own -t 30 timeout would exit 3)
+    bad=$(awk -v re="$NOT_READY" '!($1 == 1 && $0 ~ re)' "$WORK/probes.$tag" | head -n 5)
+    [ -z "$bad" ] || fail "$tag: probe I/Os that did not fail with NOT READY sense (rc ms output):$NR$bad"
     max=$(cut -d' ' -f2 "$WORK/probes.$tag" | sort -n | awk '{ v[NR] = $1 } END {
         printf "median %d ms, 90%% %d ms, slowest %d ms", v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)], v[NR] }')
-    log "$tag: $n probe I/Os during the fault: all NOT READY (asc 0x08); $max (bound $BOUND_MS ms)"
+    log "$tag: $n probe I/Os during the fault: all NOT READY (asc 0x08); $max (timeout_s $TIMEOUT_S)"
 }
 NR=$'\n'
 # d1_is_up TAG: tgtd of d1 answers tgtadm and its own command device, in bounded time.
@@ -129,10 +125,10 @@ d1_is_up() {
 # remote_cmddev_fails_fast TAG: tandemctl through d1's remote command device: exit 3, bounded.
 remote_cmddev_fails_fast() {
     local t0 rc=0 ms; t0=$(ms_now)
-    "$TANDEMCTL" -d "$VC" -t 30 info > "$WORK/rc.out" 2>&1 || rc=$?
+    # `timeout` only guards against a hang (its 124 fails); tandemctl's exit 3 is the refusal
+    timeout 25 "$TANDEMCTL" -d "$VC" -t 30 info > "$WORK/rc.out" 2>&1 || rc=$?
     ms=$(( $(ms_now) - t0 ))
-    [ $rc = 3 ] && [ $ms -le "$BOUND_MS" ] ||
-        fail "$1: tandemctl through d1 to d2's command device: exit $rc in $ms ms (3 within $BOUND_MS expected): $(cat "$WORK/rc.out")"
+    [ $rc = 3 ] || fail "$1: tandemctl through d1 to d2's command device: exit $rc in $ms ms (3 expected): $(cat "$WORK/rc.out")"
     log "$1: tandemctl through d1 to d2's command device: exit 3 in $ms ms"
 }
 _verify() { "$TIO" verify "$@" > /dev/null 2>&1; }

@@ -191,6 +191,12 @@ const char *cmddev_device_name(struct cmddev *cd) { return tables_device_name(cd
 uint32_t cmddev_slots(struct cmddev *cd) { return cd->slots; }
 int cmddev_has_key(struct cmddev *cd) { return cd->key_len > 0; }
 
+void cmddev_key(struct cmddev *cd, const uint8_t **key, size_t *len)
+{
+	*key = cd->key_len ? cd->key : NULL;
+	*len = cd->key_len;
+}
+
 double cmddev_uptime_s(struct cmddev *cd)
 {
 	struct timespec t;

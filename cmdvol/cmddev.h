@@ -79,6 +79,9 @@ const struct command *command_find(const char *name_or_no);
 const char *cmddev_device_name(struct cmddev *cd);
 uint32_t cmddev_slots(struct cmddev *cd);
 int cmddev_has_key(struct cmddev *cd);
+/* The device's auth key (NULL, 0 when none): the module signs the commands it sends to a peer
+ * device's command device with it (docs/replication.md). */
+void cmddev_key(struct cmddev *cd, const uint8_t **key, size_t *len);
 double cmddev_uptime_s(struct cmddev *cd);
 
 #endif

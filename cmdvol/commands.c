@@ -11,6 +11,7 @@
 #include "cmdvol/cmddev.h"
 #include "cmdvol/ops.h"
 #include "cmdvol/mirrors.h"
+#include "cmdvol/pairs.h"
 #include "cmdvol/raidops.h"
 #include "raid/mirror.h"
 #include "raid/raidvol.h"
@@ -786,6 +787,23 @@ const struct command commands[] = {
 	{ 22, "mirror-resync", "id", c_mirror_resync, "copy the recorded granules, then duplex" },
 	{ 23, "mirror-status", "[id]", c_mirror_status, "state, dirty bytes, progress" },
 	{ 24, "mirror-delete", "id", c_mirror_delete, "detach the mirror (volumes stay)" },
+	{ 30, "pair-create", "id role pvol pjnl svol sjnl src_pvol src_pjnl s_peer p_peer [mode] "
+	  "[interval_ms] [rate_mb] [forwarded]", c_pair_create,
+	  "form a replication pair (both devices; role= is this device's part)" },
+	{ 31, "pair-status", "[id]", c_pair_status, "journal pointers, copy progress, lag" },
+	{ 32, "pair-acquire", "id [upto]", c_pair_acquire,
+	  "aux: read the primary journal up to a sequence (default: all it holds)" },
+	{ 33, "pair-restore", "id [upto]", c_pair_restore,
+	  "aux: apply acquired entries to the auxiliary volume in order" },
+	{ 34, "pair-purge", "id upto", c_pair_purge,
+	  "primary: free journal entries the auxiliary device has confirmed" },
+	{ 35, "pair-delete", "id [local]", c_pair_delete, "end the pair on both devices (volumes stay)" },
+	{ 36, "pair-mode", "id mode [interval_ms] [rate_mb]", c_pair_mode,
+	  "aux: host-driven or autonomous pull and restore" },
+	{ 37, "pair-confirm", "id read_completed [purge]", c_pair_confirm,
+	  "primary: what the auxiliary device has acquired (sent by its module)" },
+	{ 38, "pair-suspend", "id", c_pair_suspend, "aux: stop acquisition and restore" },
+	{ 39, "pair-resume", "id", c_pair_resume, "aux: restart acquisition and restore" },
 #ifdef TANDEM_FAULT_INJECTION
 	{ 90, "raid-fault", "volid member op mode [n] [ppm] [seed]", c_raid_fault,
 	  "test builds: inject member faults" },

@@ -72,7 +72,16 @@ int vol_write(struct vol *v, const void *buf, uint64_t off, uint64_t len)
 
 int vol_flush(struct vol *v)
 {
-	return v->ops->flush(v);
+	int rc = 0;
+
+	if (v->hooks) {
+		pthread_rwlock_rdlock(&v->hooks_lock);
+		for (struct vol_hook *h = v->hooks; h && !rc; h = h->next)
+			if (h->flush)
+				rc = h->flush(h, v);
+		pthread_rwlock_unlock(&v->hooks_lock);
+	}
+	return rc ? rc : v->ops->flush(v);
 }
 
 void vol_hook_add(struct vol *v, struct vol_hook *h)

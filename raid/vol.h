@@ -40,6 +40,9 @@ struct vol_hook {
 	 * mirror's secondary) and return 0, or return the error */
 	int (*read_error)(struct vol_hook *h, struct vol *v, void *buf, uint64_t off_bytes,
 			  uint64_t len_bytes, int result);
+	/* optional: the volume is being flushed (SYNCHRONIZE CACHE, FUA): make what the hook keeps
+	 * for it durable first (a journal); an error fails the flush */
+	int (*flush)(struct vol_hook *h, struct vol *v);
 	void *priv;
 	struct vol_hook *next;          /* protected by vol.hooks_lock */
 };

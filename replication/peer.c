@@ -211,8 +211,11 @@ static int sess_task(struct peer *p, struct psess *s, struct cb_state *c)
 			return sn->ascq == 0x2100 ? -ERANGE : -EINVAL;
 		case SCSI_SENSE_DATA_PROTECTION:
 			return -EROFS;
-		case SCSI_SENSE_NOT_READY:
 		case SCSI_SENSE_UNIT_ATTENTION:
+			/* our own session's news (power on / reset after login, capacity
+			 * changed): the command was not executed; io() sends it again */
+			return -ERESTART;
+		case SCSI_SENSE_NOT_READY:
 			return -EAGAIN;
 		default:
 			return -EIO;
@@ -287,8 +290,11 @@ static int read_capacity(struct peer *p, struct psess *s)
 
 	if (!iscsi_readcapacity16_task(s->ctx, p->lun, task_cb, &c))
 		return -ENOMEM;
-	if ((err = sess_task(p, s, &c)))
+	if ((err = sess_task(p, s, &c))) {
+		if (err == -ERESTART)
+			err = -EAGAIN;
 		goto out;
+	}
 	rc = scsi_datain_unmarshall(c.task);
 	if (!rc || !rc->block_length) {
 		err = -EIO;
@@ -395,7 +401,9 @@ int peer_opt_xfer(struct peer *p, uint64_t *bytes)
 	if (!err && !iscsi_inquiry_task(s->ctx, p->lun, 1, 0xb0, 64, task_cb, &c)) {
 		drop(p, s, "cannot queue a command");
 		err = -ENOTCONN;
-	} else if (!err && !(err = sess_task(p, s, &c))) {
+	} else if (!err && (err = sess_task(p, s, &c)) == -ERESTART) {
+		err = -EAGAIN;
+	} else if (!err) {
 		struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(c.task);
 
 		if (bl)
@@ -412,7 +420,7 @@ static int io(struct peer *p, uint64_t key, int is_write, void *buf, uint64_t of
 {
 	struct psess *s = sess_get(p, key);
 	uint8_t *b = buf;
-	int err = sess_ready(p, s);
+	int err = sess_ready(p, s), ua_retries = 0;
 
 	while (!err && len) {
 		uint32_t n = len > MAX_XFER_BYTES ? MAX_XFER_BYTES : (uint32_t)len;
@@ -435,6 +443,14 @@ static int io(struct peer *p, uint64_t key, int is_write, void *buf, uint64_t of
 			break;
 		}
 		err = sess_task(p, s, &c);
+		if (err == -ERESTART && ++ua_retries <= 3) {
+			if (c.task)
+				scsi_free_scsi_task(c.task);
+			err = 0;
+			continue;
+		}
+		if (err == -ERESTART)
+			err = -EAGAIN;
 		if (!err && !is_write) {
 			if (!c.task || c.task->datain.size < (int)n) {
 				err = -EIO;
@@ -485,12 +501,21 @@ int peer_flush(struct peer *p, uint64_t key)
 	struct cb_state c = { 0 };
 	int err = sess_ready(p, s);
 
-	if (!err && !iscsi_synchronizecache16_task(s->ctx, p->lun, 0, 0, 0, 0, task_cb, &c)) {
-		drop(p, s, "cannot queue a command");
-		err = -ENOTCONN;
-	} else if (!err) {
-		err = sess_task(p, s, &c);
+	for (int tries = 0; !err && tries < 4; tries++) {
+		if (c.task)
+			scsi_free_scsi_task(c.task);
+		memset(&c, 0, sizeof(c));
+		if (!iscsi_synchronizecache16_task(s->ctx, p->lun, 0, 0, 0, 0, task_cb, &c)) {
+			drop(p, s, "cannot queue a command");
+			err = -ENOTCONN;
+		} else if ((err = sess_task(p, s, &c)) != -ERESTART) {
+			break;
+		} else {
+			err = 0;    /* a unit attention: send it again */
+		}
 	}
+	if (err == -ERESTART)
+		err = -EAGAIN;
 	if (c.task)
 		scsi_free_scsi_task(c.task);
 	pthread_mutex_unlock(&s->lock);

@@ -12,6 +12,7 @@
 #include "target/tandem_lu.h"
 #include "cmdvol/cmddev.h"
 #include "cmdvol/mirrors.h"
+#include "cmdvol/pairs.h"
 #include "cmdvol/ops.h"
 #include "cmdvol/raidops.h"
 #include "raid/raidvol.h"
@@ -91,6 +92,7 @@ int tandem_attach_volume(struct scsi_lu *lu, struct vol *v, int *fd, uint64_t *s
 	lu->blk_shift = (unsigned)__builtin_ctz(v->block_bytes);
 	TANDEM_LU(lu)->vol = v;
 	mirrors_reconcile();     /* a mirror may wait for this volume */
+	pairs_reconcile();       /* so may a replication pair */
 	/* INQUIRY product id per type: udev rules and admins can tell tandem LUs apart */
 	snprintf(lu->attrs.product_id, sizeof(lu->attrs.product_id), "TANDEM-%s",
 		 !strcmp(v->type, "cmddev") ? "CMDDEV" : !strcmp(v->type, "vvol") ? "VVOL" : "RAID");
@@ -152,6 +154,7 @@ static void tandem_close(struct scsi_lu *lu)
 	if (t->vol) {
 		tlog_lu(lu, TLOG_INFO, "%s volid %" PRIu64 " closed", t->vol->type, t->vol->volid);
 		mirrors_volume_closing(t->vol);
+		pairs_volume_closing(t->vol);
 		{
 			/* operations on this volume (rebuild, scrub) stop and drop their references,
 			 * so the close below really closes it (clean superblocks); a rebuild resumes

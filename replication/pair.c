@@ -1,0 +1,1667 @@
+#include "replication/pair.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "raid/tlog.h"
+#include "raid/util.h"
+
+#define RL_N 256                       /* hashed range locks of the P-VOL */
+#define RL_SHIFT 20                    /* 1 MiB regions */
+#define DONE_W 65536u                  /* sequences in flight at most (applied tracking) */
+#define BATCH_MAX_BYTES (16u << 20)    /* journal writer: data per batch */
+#define FULL_WAIT_S 10                 /* host writes wait this long for journal space */
+#define ACQ_MAX_ENTRIES 2048u
+#define ACQ_MAX_BYTES (8u << 20)
+#define COPY_CHUNK (4u << 20)
+#define COPY_CHECKPOINT (64ull << 20)
+
+/* Writes the module makes itself (journal, redo, restore, copy) pass the guards. */
+static __thread int repl_internal;
+
+struct waiter {
+	struct waiter *next;
+	struct jrnl_entry e;
+	const void *buf;
+	int done, err;
+};
+
+/* per-write context from pre_write to post_write (TLS: hooks run on the writing thread) */
+struct wctx {
+	struct pair *p;
+	uint64_t mask[RL_N / 64];
+	uint64_t seq;                  /* 0: not journaled */
+};
+static __thread struct wctx wstack[4];
+static __thread int wdepth;
+
+struct pair {
+	struct pair_cfg cfg;
+	struct pair_env env;
+	pthread_mutex_t mu;            /* cfg, vols, aux state, status */
+	pthread_cond_t cv;             /* aux worker wake-up; primary: space, durable */
+	struct vol *pvol, *pjnl, *svol, *sjnl, *src_pvol, *src_pjnl;
+	struct vol_hook jhook;         /* P-VOL: journaling */
+	struct vol_hook guard_j;       /* journal: refuses host writes */
+	struct vol_hook guard_s;       /* S-VOL: refuses host writes */
+	int ready;                     /* journal loaded (and redone) */
+	struct jrnl_hdr h;             /* current header (pointers updated in memory) */
+	uint8_t *shadow;               /* the metadata ring's image */
+	pthread_mutex_t hdr_mu;        /* header writes */
+	int stop;
+	pthread_t thread;
+	int thread_running;
+
+	/* primary (under mu) */
+	pthread_mutex_t rl[RL_N];
+	uint64_t next_seq, next_pos, durable, applied, confirmed;
+	uint64_t *ent_pos;             /* [slots]: data position of live sequences */
+	uint8_t *done;                 /* [DONE_W] */
+	struct waiter *qhead, *qtail;
+	uint64_t writes, journal_bytes, batches, waits_full, hdr_applied;
+	uint8_t *batch;
+	size_t batch_cap;
+
+	/* aux (under mu; the worker does I/O without it) */
+	int acquire_all;               /* host-driven acquire without upto */
+	uint64_t known_head, known_head_pos, first_unacq_ns;
+	uint64_t acquired_entries, acquired_bytes, restored_entries, restored_bytes;
+	uint64_t confirmed_sent;
+	int link_up;
+	char last_error[200];
+	double tokens;                 /* rate limit */
+	struct timespec tok_t;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void deadline(struct timespec *ts, double s)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)s;
+	ts->tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+const char *pair_state_name(enum pair_state s)
+{
+	switch (s) {
+	case PAIR_JOURNALING: return "journaling";
+	case PAIR_COPYING: return "copying";
+	case PAIR_PAIRED: return "paired";
+	case PAIR_SUSPENDED: return "suspended";
+	}
+	return "?";
+}
+
+int pair_state_parse(const char *s, enum pair_state *out)
+{
+	for (int i = PAIR_JOURNALING; i <= PAIR_SUSPENDED; i++)
+		if (!strcmp(s, pair_state_name((enum pair_state)i))) {
+			*out = (enum pair_state)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* ---- volume I/O helpers ---- */
+
+static int vrd(void *ctx, void *buf, uint64_t off, uint64_t len)
+{
+	return vol_read(ctx, buf, off, len);
+}
+
+static int vwr(void *ctx, const void *buf, uint64_t off, uint64_t len)
+{
+	int r;
+
+	repl_internal++;
+	r = vol_write(ctx, buf, off, len);
+	repl_internal--;
+	return r;
+}
+
+static int zero_range(struct vol *v, uint64_t off, uint64_t len)
+{
+	const size_t chunk = 1u << 20;
+	void *z = aligned_alloc(4096, chunk);
+	int err = 0;
+
+	if (!z)
+		return -ENOMEM;
+	memset(z, 0, chunk);
+	while (len && !err) {
+		uint64_t n = len < chunk ? len : chunk;
+
+		err = vwr(v, z, off, n);
+		off += n;
+		len -= n;
+	}
+	free(z);
+	return err;
+}
+
+static int write_hdr(struct pair *p, struct vol *j, const struct jrnl_hdr *snap)
+{
+	int err;
+
+	pthread_mutex_lock(&p->hdr_mu);
+	/* generations only grow: take the larger of ours and the snapshot's */
+	struct jrnl_hdr h = *snap;
+	h.generation = p->h.generation;
+	err = jrnl_hdr_write(vwr, j, &h);
+	if (!err)
+		p->h.generation = h.generation;
+	pthread_mutex_unlock(&p->hdr_mu);
+	return err;
+}
+
+/* ---- formatting ---- */
+
+int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *why, size_t why_len)
+{
+	struct jrnl_hdr h;
+	int err;
+
+	if ((err = jrnl_layout(pjnl->size_bytes, pjnl->block_bytes, &h))) {
+		snprintf(why, why_len, "journal volid %" PRIu64 " is too small (%" PRIu64 " bytes; at "
+			 "least %u)", pjnl->volid, pjnl->size_bytes, JRNL_MIN_BYTES);
+		return err;
+	}
+	h.role = JRNL_ROLE_PRIMARY;
+	jrnl_new_uuid(h.uuid);
+	h.pair_id = id;
+	h.jout = 1;
+	h.jin_hint = 1;
+	if ((err = zero_range(pjnl, h.meta_offset, h.meta_bytes)) ||
+	    (err = jrnl_hdr_write(vwr, pjnl, &h)) || (err = jrnl_hdr_write(vwr, pjnl, &h)) ||
+	    (err = vol_flush(pjnl))) {
+		snprintf(why, why_len, "cannot format journal volid %" PRIu64 ": %s", pjnl->volid,
+			 strerror(-err));
+		return err;
+	}
+	memcpy(uuid, h.uuid, 16);
+	return 0;
+}
+
+int pair_format_aux(struct vol *sjnl, struct vol *src_pjnl, uint32_t id, uint8_t uuid[16],
+		    char *why, size_t why_len)
+{
+	struct jrnl_hdr ph, h;
+	int err;
+
+	if ((err = jrnl_hdr_read(vrd, src_pjnl, &ph))) {
+		snprintf(why, why_len, "cannot read the primary journal through volid %" PRIu64 ": %s",
+			 src_pjnl->volid, err == -ENODATA ? "it is not a journal (no header)" :
+			 err == -EBADMSG ? "both headers are damaged" : strerror(-err));
+		return err;
+	}
+	if (ph.role != JRNL_ROLE_PRIMARY || ph.pair_id != id) {
+		snprintf(why, why_len, "volid %" PRIu64 " is the journal of pair %" PRIu64 " (%s), not "
+			 "the primary journal of pair %u", src_pjnl->volid, ph.pair_id,
+			 ph.role == JRNL_ROLE_PRIMARY ? "primary" : "auxiliary", id);
+		return -EINVAL;
+	}
+	if (sjnl->size_bytes < ph.data_offset + ph.data_bytes) {
+		snprintf(why, why_len, "the auxiliary journal (volid %" PRIu64 ", %" PRIu64 " bytes) "
+			 "must be at least as large as the primary journal's rings (%" PRIu64 " bytes)",
+			 sjnl->volid, sjnl->size_bytes, ph.data_offset + ph.data_bytes);
+		return -ENOSPC;
+	}
+	h = ph;
+	h.role = JRNL_ROLE_AUX;
+	h.generation = 0;
+	h.block_bytes = sjnl->block_bytes;
+	h.applied = h.confirmed = 0;
+	h.read_completed = h.to_be_read = ph.jout - 1;
+	h.restore_completed = h.to_be_restored = ph.jout - 1;
+	h.restore_pos = ph.jout_pos;
+	if ((err = zero_range(sjnl, h.meta_offset, h.meta_bytes)) ||
+	    (err = jrnl_hdr_write(vwr, sjnl, &h)) || (err = jrnl_hdr_write(vwr, sjnl, &h)) ||
+	    (err = vol_flush(sjnl))) {
+		snprintf(why, why_len, "cannot format journal volid %" PRIu64 ": %s", sjnl->volid,
+			 strerror(-err));
+		return err;
+	}
+	memcpy(uuid, h.uuid, 16);
+	return 0;
+}
+
+/* ---- guards ---- */
+
+static int guard_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t off,
+		     uint64_t len)
+{
+	struct pair *p = hk->priv;
+
+	(void)buf;
+	if (repl_internal)
+		return 0;
+	if (hk == &p->guard_s && p->cfg.state == PAIR_SUSPENDED && p->cfg.role == PAIR_AUX)
+		return -EACCES;   /* still the pair's copy: suspended is not split */
+	tlog(TLOG_WARN, "pair %u: host write to volid %" PRIu64 " (%s) refused: offset %" PRIu64
+	     " length %" PRIu64, p->cfg.id, v->volid, hk == &p->guard_s ? "the auxiliary volume" :
+	     "a journal in use", off, len);
+	return -EACCES;
+}
+
+/* ---- primary: journaling ---- */
+
+static void rl_mask(uint64_t mask[RL_N / 64], uint64_t off, uint64_t len)
+{
+	uint64_t first = off >> RL_SHIFT, last = (off + (len ? len : 1) - 1) >> RL_SHIFT;
+
+	memset(mask, 0, RL_N / 8);
+	if (last - first >= RL_N) {
+		memset(mask, 0xff, RL_N / 8);
+		return;
+	}
+	for (uint64_t r = first; r <= last; r++)
+		mask[(r % RL_N) / 64] |= 1ull << (r % 64);
+}
+
+static void rl_lock(struct pair *p, const uint64_t mask[RL_N / 64])
+{
+	for (int i = 0; i < RL_N; i++)
+		if (mask[i / 64] >> (i % 64) & 1)
+			pthread_mutex_lock(&p->rl[i]);
+}
+
+static void rl_unlock(struct pair *p, const uint64_t mask[RL_N / 64])
+{
+	for (int i = RL_N - 1; i >= 0; i--)
+		if (mask[i / 64] >> (i % 64) & 1)
+			pthread_mutex_unlock(&p->rl[i]);
+}
+
+static void mark_applied(struct pair *p, uint64_t seq)
+{
+	p->done[seq % DONE_W] = 1;
+	while (p->applied + 1 < p->next_seq && p->done[(p->applied + 1) % DONE_W]) {
+		p->done[(p->applied + 1) % DONE_W] = 0;
+		p->applied++;
+	}
+}
+
+static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t off, uint64_t len)
+{
+	struct pair *p = hk->priv;
+	struct wctx *w;
+	struct waiter me = { 0 };
+	struct timespec until;
+	uint64_t alen, pos;
+	int err = 0;
+
+	if (repl_internal)
+		return 0;
+	if (wdepth >= 4)
+		return -EIO;
+	w = &wstack[wdepth++];
+	w->p = p;
+	w->seq = 0;
+	memset(w->mask, 0, sizeof(w->mask));
+	if (p->cfg.state == PAIR_SUSPENDED)
+		return 0;
+	me.e.data_crc = tcrc32c(buf, len);
+	rl_mask(w->mask, off, len);
+	rl_lock(p, w->mask);
+	alen = jrnl_align(len);
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.state == PAIR_SUSPENDED) {
+		pthread_mutex_unlock(&p->mu);
+		return 0;           /* the mask stays: post_write unlocks */
+	}
+	if (!p->ready) {
+		err = -EAGAIN;
+		goto refuse;
+	}
+	if (alen > p->h.data_bytes / 2) {
+		tlog(TLOG_ERR, "pair %u: a write of %" PRIu64 " bytes does not fit the journal "
+		     "(%" PRIu64 " data bytes): refused", p->cfg.id, len, p->h.data_bytes);
+		err = -EINVAL;
+		goto refuse;
+	}
+	deadline(&until, FULL_WAIT_S);
+	for (;;) {
+		pos = jrnl_place(&p->h, p->next_pos, alen);
+		if (!p->ready || p->cfg.state == PAIR_SUSPENDED)
+			break;
+		if (pos + alen - p->h.jout_pos <= p->h.data_bytes &&
+		    p->next_seq - p->h.jout < jrnl_slots(&p->h) &&
+		    p->next_seq - p->applied < DONE_W)
+			break;
+		if (!p->waits_full++ || p->waits_full % 1000 == 0)
+			tlog(TLOG_WARN, "pair %u: the primary journal is full (journal-out %" PRIu64
+			     ", journal-in %" PRIu64 "): host writes wait for a purge", p->cfg.id,
+			     p->h.jout, p->next_seq);
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT) {
+			err = -EAGAIN;
+			goto refuse;
+		}
+	}
+	if (!p->ready) {
+		err = -EAGAIN;
+		goto refuse;
+	}
+	if (p->cfg.state == PAIR_SUSPENDED) {
+		pthread_mutex_unlock(&p->mu);
+		return 0;
+	}
+	me.e.seq = p->next_seq++;
+	me.e.time_ns = now_ns();
+	me.e.volid = v->volid;
+	me.e.lba = off / v->block_bytes;
+	me.e.nblocks = (uint32_t)(len / v->block_bytes);
+	me.e.block_bytes = v->block_bytes;
+	me.e.pos = pos;
+	me.buf = buf;
+	p->next_pos = pos + alen;
+	p->ent_pos[me.e.seq % jrnl_slots(&p->h)] = pos;
+	if (p->qtail)
+		p->qtail->next = &me;
+	else
+		p->qhead = &me;
+	p->qtail = &me;
+	pthread_cond_broadcast(&p->cv);
+	while (!me.done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	w->seq = me.e.seq;
+	if (me.err) {
+		mark_applied(p, me.e.seq);   /* nothing of it reaches the volume */
+		w->seq = 0;
+		err = me.err;
+		goto refuse;
+	}
+	p->writes++;
+	p->journal_bytes += len;
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+refuse:
+	pthread_mutex_unlock(&p->mu);
+	rl_unlock(p, w->mask);
+	wdepth--;
+	return err;
+}
+
+static int j_post(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t off,
+		  uint64_t len, int result)
+{
+	struct pair *p = hk->priv;
+	struct wctx *w;
+
+	(void)v; (void)buf;
+	if (repl_internal)
+		return result;
+	if (wdepth <= 0 || wstack[wdepth - 1].p != p)
+		return result;
+	w = &wstack[--wdepth];
+	if (w->seq) {
+		pthread_mutex_lock(&p->mu);
+		if (result)
+			tlog(TLOG_ERR, "pair %u: the write of sequence %" PRIu64 " (offset %" PRIu64
+			     ", %" PRIu64 " bytes) failed on the primary volume after it was journaled: "
+			     "the range is undefined on both volumes, as for any failed write",
+			     p->cfg.id, w->seq, off, len);
+		mark_applied(p, w->seq);
+		pthread_mutex_unlock(&p->mu);
+	}
+	rl_unlock(p, w->mask);
+	return result;
+}
+
+static int j_flush(struct vol_hook *hk, struct vol *v)
+{
+	struct pair *p = hk->priv;
+	struct vol *j;
+	int err = 0;
+
+	(void)v;
+	pthread_mutex_lock(&p->mu);
+	j = p->pjnl;
+	if (j)
+		vol_get(j);
+	pthread_mutex_unlock(&p->mu);
+	if (j) {
+		err = vol_flush(j);
+		vol_put(j);
+	}
+	return err;
+}
+
+/* Write the meta blocks covering sequences [s0, s1] from the shadow. */
+static int write_meta(struct pair *p, struct vol *j, uint64_t s0, uint64_t s1)
+{
+	uint64_t slots = jrnl_slots(&p->h), a = s0 % slots, n = s1 - s0 + 1;
+	int err = 0;
+
+	while (n && !err) {
+		uint64_t run = slots - a < n ? slots - a : n;
+		uint64_t b0 = a * JRNL_ENTRY_BYTES / JRNL_ALIGN * JRNL_ALIGN;
+		uint64_t b1 = jrnl_align((a + run) * JRNL_ENTRY_BYTES);
+
+		err = vwr(j, p->shadow + b0, p->h.meta_offset + b0, b1 - b0);
+		n -= run;
+		a = 0;
+	}
+	return err;
+}
+
+static void primary_header_snapshot(struct pair *p, struct jrnl_hdr *snap)
+{
+	p->h.jin_hint = p->next_seq;
+	p->h.applied = p->applied;
+	p->h.confirmed = p->confirmed;
+	*snap = p->h;
+	p->hdr_applied = p->applied;
+}
+
+/* One batch: data (one write per lap), then metadata. Called without mu. */
+static int write_batch(struct pair *p, struct vol *j, struct waiter *first, struct waiter *last)
+{
+	uint64_t start = first->e.pos, end, lap_end;
+	int err = 0;
+
+	for (struct waiter *w = first; ; w = w->next) {
+		jrnl_entry_encode(&w->e, p->shadow + (w->e.seq % jrnl_slots(&p->h)) * JRNL_ENTRY_BYTES);
+		if (w == last)
+			break;
+	}
+	/* data: contiguous positions except at a lap change */
+	for (struct waiter *w = first; w && !err; ) {
+		struct waiter *x = w;
+
+		start = w->e.pos;
+		lap_end = start - start % p->h.data_bytes + p->h.data_bytes;
+		end = start;
+		while (x && x->e.pos < lap_end && x->e.pos >= start) {
+			end = x->e.pos + jrnl_align(jrnl_entry_len(&x->e));
+			if (x == last) {
+				x = NULL;
+				break;
+			}
+			x = x->next;
+		}
+		if (end - start > p->batch_cap) {
+			free(p->batch);
+			p->batch_cap = end - start;
+			p->batch = aligned_alloc(4096, p->batch_cap);
+			if (!p->batch) {
+				p->batch_cap = 0;
+				return -ENOMEM;
+			}
+		}
+		for (struct waiter *y = w; y != x; y = y->next) {
+			uint64_t l = jrnl_entry_len(&y->e), al = jrnl_align(l);
+			uint8_t *d = p->batch + (y->e.pos - start);
+
+			memcpy(d, y->buf, l);
+			memset(d + l, 0, al - l);
+			if (y->next != x && y->next && y->next->e.pos > y->e.pos + al)
+				memset(d + al, 0, y->next->e.pos - (y->e.pos + al));
+			if (y == last)
+				break;
+		}
+		err = vwr(j, p->batch, jrnl_data_off(&p->h, start), end - start);
+		w = x;
+	}
+	if (!err)
+		err = write_meta(p, j, first->e.seq, last->e.seq);
+	return err;
+}
+
+static void *primary_thread(void *arg)
+{
+	struct pair *p = arg;
+	struct timespec last_hdr;
+
+	clock_gettime(CLOCK_MONOTONIC, &last_hdr);
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		struct waiter *first, *last, *w;
+		struct vol *j;
+		uint64_t bytes = 0;
+		struct timespec now, until;
+		int err;
+
+		if (!p->qhead) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (p->ready && p->pjnl && p->applied != p->hdr_applied &&
+			    now.tv_sec - last_hdr.tv_sec >= 1) {
+				struct jrnl_hdr snap;
+
+				primary_header_snapshot(p, &snap);
+				j = p->pjnl;
+				vol_get(j);
+				pthread_mutex_unlock(&p->mu);
+				if ((err = write_hdr(p, j, &snap)))
+					tlog(TLOG_ERR, "pair %u: cannot write the journal header: %s",
+					     p->cfg.id, strerror(-err));
+				vol_put(j);
+				last_hdr = now;
+				pthread_mutex_lock(&p->mu);
+				continue;
+			}
+			deadline(&until, 0.5);
+			pthread_cond_timedwait(&p->cv, &p->mu, &until);
+			continue;
+		}
+		first = last = p->qhead;
+		bytes = jrnl_align(jrnl_entry_len(&first->e));
+		while (last->next && bytes + jrnl_align(jrnl_entry_len(&last->next->e)) <= BATCH_MAX_BYTES) {
+			last = last->next;
+			bytes += jrnl_align(jrnl_entry_len(&last->e));
+		}
+		p->qhead = last->next;
+		if (!p->qhead)
+			p->qtail = NULL;
+		last->next = NULL;
+		j = p->pjnl;
+		if (j)
+			vol_get(j);
+		pthread_mutex_unlock(&p->mu);
+		err = j ? write_batch(p, j, first, last) : -EAGAIN;
+		if (j)
+			vol_put(j);
+		pthread_mutex_lock(&p->mu);
+		if (err) {
+			/* the sequences are gone: journaling cannot go on without a gap */
+			tlog(TLOG_ERR, "pair %u: journal write failed (%s): the pair is suspended; host "
+			     "writes go on unjournaled and the pair needs a new copy", p->cfg.id,
+			     strerror(-err));
+			p->cfg.state = PAIR_SUSPENDED;
+			snprintf(p->cfg.reason, sizeof(p->cfg.reason), "journal write failed: %s",
+				 strerror(-err));
+			p->ready = 0;
+		} else {
+			p->durable = last->e.seq;
+			p->batches++;
+		}
+		for (w = first; w; w = w->next) {
+			w->err = err;
+			w->done = 1;
+		}
+		pthread_cond_broadcast(&p->cv);
+		if (err) {
+			struct pair_cfg c = p->cfg;
+
+			pthread_mutex_unlock(&p->mu);
+			if (p->env.persist)
+				p->env.persist(p->env.ctx, &c);
+			pthread_mutex_lock(&p->mu);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* The journal and the P-VOL are both here: load, scan for journal-in, redo. Called with mu
+ * held and no host write journaling (ready = 0); drops mu for the I/O. */
+static int primary_load(struct pair *p)
+{
+	struct vol *j = p->pjnl, *pv = p->pvol;
+	struct jrnl_hdr h;
+	uint64_t s, slots, redo = 0, pos;
+	int err;
+	char u1[37], u2[37];
+
+	vol_get(j);
+	vol_get(pv);
+	pthread_mutex_unlock(&p->mu);
+	if ((err = jrnl_hdr_read(vrd, j, &h))) {
+		tlog(TLOG_ERR, "pair %u: journal volid %" PRIu64 ": %s", p->cfg.id, j->volid,
+		     err == -ENODATA ? "no journal header" : err == -EBADMSG ?
+		     "both journal headers are damaged" : strerror(-err));
+		goto out;
+	}
+	if (h.role != JRNL_ROLE_PRIMARY || memcmp(h.uuid, p->cfg.juuid, 16)) {
+		jrnl_uuid_str(h.uuid, u1);
+		jrnl_uuid_str(p->cfg.juuid, u2);
+		tlog(TLOG_ERR, "pair %u: journal volid %" PRIu64 " holds journal %s (%s), not this "
+		     "pair's primary journal %s: not journaling", p->cfg.id, j->volid, u1,
+		     h.role == JRNL_ROLE_PRIMARY ? "primary" : "auxiliary", u2);
+		err = -EINVAL;
+		goto out;
+	}
+	if (h.data_offset + h.data_bytes > j->size_bytes) {
+		tlog(TLOG_ERR, "pair %u: journal volid %" PRIu64 " is smaller than its header says",
+		     p->cfg.id, j->volid);
+		err = -EINVAL;
+		goto out;
+	}
+	free(p->shadow);
+	free(p->ent_pos);
+	p->shadow = aligned_alloc(4096, h.meta_bytes);
+	slots = h.meta_bytes / JRNL_ENTRY_BYTES;
+	p->ent_pos = calloc(slots, sizeof(uint64_t));
+	if (!p->shadow || !p->ent_pos) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = vol_read(j, p->shadow, h.meta_offset, h.meta_bytes))) {
+		tlog(TLOG_ERR, "pair %u: cannot read the journal's metadata: %s", p->cfg.id,
+		     strerror(-err));
+		goto out;
+	}
+	p->h = h;
+	/* scan: valid contiguous entries from journal-out */
+	pos = h.jout_pos;
+	for (s = h.jout; s - h.jout < slots; s++) {
+		struct jrnl_entry e;
+
+		if (jrnl_entry_parse(p->shadow + (s % slots) * JRNL_ENTRY_BYTES, JRNL_ENTRY_BYTES, &e) ||
+		    e.seq != s || jrnl_entry_check(&h, &e) || e.pos < pos)
+			break;
+		p->ent_pos[s % slots] = e.pos;
+		pos = e.pos + jrnl_align(jrnl_entry_len(&e));
+	}
+	/* redo what may not have reached the P-VOL */
+	{
+		uint64_t from = h.applied + 1 > h.jout ? h.applied + 1 : h.jout;
+		uint8_t *buf = NULL;
+		size_t cap = 0;
+
+		for (uint64_t r = from; r < s; r++) {
+			struct jrnl_entry e;
+			uint64_t len;
+
+			jrnl_entry_parse(p->shadow + (r % slots) * JRNL_ENTRY_BYTES, JRNL_ENTRY_BYTES, &e);
+			len = jrnl_entry_len(&e);
+			if (len > cap) {
+				free(buf);
+				cap = jrnl_align(len);
+				if (!(buf = aligned_alloc(4096, cap))) {
+					err = -ENOMEM;
+					break;
+				}
+			}
+			if ((err = vol_read(j, buf, jrnl_data_off(&h, e.pos), len)))
+				break;
+			if (tcrc32c(buf, len) != e.data_crc) {
+				tlog(TLOG_WARN, "pair %u: entry %" PRIu64 " has torn data: the journal ends "
+				     "before it (its host write was never acknowledged)", p->cfg.id, r);
+				s = r;
+				pos = e.pos;
+				memset(p->shadow + (r % slots) * JRNL_ENTRY_BYTES, 0, JRNL_ENTRY_BYTES);
+				err = write_meta(p, j, r, r);
+				break;
+			}
+			if (e.volid != pv->volid || (uint64_t)e.lba * e.block_bytes + len > pv->size_bytes) {
+				tlog(TLOG_ERR, "pair %u: entry %" PRIu64 " names volid %" PRIu64 " lba %" PRIu64
+				     ": not this pair's volume; redo stops", p->cfg.id, r, e.volid, e.lba);
+				err = -EINVAL;
+				break;
+			}
+			if ((err = vwr(pv, buf, e.lba * e.block_bytes, len)))
+				break;
+			redo++;
+		}
+		free(buf);
+		if (err)
+			goto out;
+		if (redo && (err = vol_flush(pv)))
+			goto out;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->next_seq = s;
+	p->next_pos = pos;
+	p->durable = s - 1;
+	p->applied = s - 1;
+	p->confirmed = h.confirmed > s - 1 ? s - 1 : h.confirmed;
+	if (p->confirmed < h.jout - 1)
+		p->confirmed = h.jout - 1;
+	memset(p->done, 0, DONE_W);
+	{
+		struct jrnl_hdr snap;
+
+		primary_header_snapshot(p, &snap);
+		pthread_mutex_unlock(&p->mu);
+		err = write_hdr(p, j, &snap);
+	}
+	if (!err)
+		tlog(TLOG_WARN, "pair %u: journaling volid %" PRIu64 " into volid %" PRIu64
+		     ": journal-out %" PRIu64 ", journal-in %" PRIu64 ", %" PRIu64 " entries redone "
+		     "onto the primary volume", p->cfg.id, pv->volid, j->volid, h.jout, s, redo);
+out:
+	vol_put(j);
+	vol_put(pv);
+	pthread_mutex_lock(&p->mu);
+	if (!err && p->pjnl == j && p->pvol == pv) {
+		p->ready = 1;
+		pthread_cond_broadcast(&p->cv);
+	}
+	return err;
+}
+
+int pair_confirm(struct pair *p, uint64_t read_completed)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_PRIMARY || !p->ready) {
+		pthread_mutex_unlock(&p->mu);
+		return p->cfg.role != PAIR_PRIMARY ? -EINVAL : -EAGAIN;
+	}
+	if (read_completed > p->durable)
+		read_completed = p->durable;
+	if (read_completed > p->confirmed)
+		p->confirmed = read_completed;
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+int pair_purge(struct pair *p, uint64_t upto, uint64_t *jout)
+{
+	struct jrnl_hdr snap;
+	struct vol *j;
+	int err = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_PRIMARY || !p->ready || !p->pjnl) {
+		err = p->cfg.role != PAIR_PRIMARY ? -EINVAL : -EAGAIN;
+		*jout = p->h.jout;
+		pthread_mutex_unlock(&p->mu);
+		return err;
+	}
+	if (upto > p->confirmed)
+		upto = p->confirmed;
+	if (upto + 1 > p->h.jout) {
+		uint64_t s = upto + 1;
+
+		p->h.jout_pos = s < p->next_seq ? p->ent_pos[s % jrnl_slots(&p->h)] : p->next_pos;
+		p->h.jout = s;
+		pthread_cond_broadcast(&p->cv);
+	}
+	*jout = p->h.jout;
+	primary_header_snapshot(p, &snap);
+	j = p->pjnl;
+	vol_get(j);
+	pthread_mutex_unlock(&p->mu);
+	err = write_hdr(p, j, &snap);
+	vol_put(j);
+	return err;
+}
+
+/* ---- aux: copy, acquisition, restore ---- */
+
+static void set_error(struct pair *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct pair *p, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[200];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&p->mu);
+	if (strcmp(msg, p->last_error))
+		tlog(TLOG_WARN, "pair %u: %s", p->cfg.id, msg);
+	snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static int aux_load(struct pair *p)
+{
+	struct vol *j = p->sjnl;
+	struct jrnl_hdr h;
+	int err;
+	char u1[37], u2[37];
+
+	vol_get(j);
+	pthread_mutex_unlock(&p->mu);
+	if ((err = jrnl_hdr_read(vrd, j, &h))) {
+		tlog(TLOG_ERR, "pair %u: auxiliary journal volid %" PRIu64 ": %s", p->cfg.id, j->volid,
+		     err == -ENODATA ? "no journal header" : "both journal headers are damaged");
+		goto out;
+	}
+	if (h.role != JRNL_ROLE_AUX || memcmp(h.uuid, p->cfg.juuid, 16) ||
+	    h.data_offset + h.data_bytes > j->size_bytes) {
+		jrnl_uuid_str(h.uuid, u1);
+		jrnl_uuid_str(p->cfg.juuid, u2);
+		tlog(TLOG_ERR, "pair %u: volid %" PRIu64 " holds journal %s, not this pair's "
+		     "auxiliary journal for %s", p->cfg.id, j->volid, u1, u2);
+		err = -EINVAL;
+		goto out;
+	}
+	free(p->shadow);
+	if (!(p->shadow = aligned_alloc(4096, h.meta_bytes))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = vol_read(j, p->shadow, h.meta_offset, h.meta_bytes)))
+		goto out;
+	/* the targets are as durable as the pointers they aim past */
+	if (h.to_be_read < h.read_completed)
+		h.to_be_read = h.read_completed;
+	if (h.to_be_restored < h.restore_completed)
+		h.to_be_restored = h.restore_completed;
+	pthread_mutex_lock(&p->mu);
+	p->h = h;
+	if (p->known_head < h.read_completed)
+		p->known_head = h.read_completed;
+	pthread_mutex_unlock(&p->mu);
+	tlog(TLOG_WARN, "pair %u: auxiliary journal volid %" PRIu64 ": restore-completed %" PRIu64
+	     ", read-completed %" PRIu64, p->cfg.id, j->volid, h.restore_completed, h.read_completed);
+out:
+	vol_put(j);
+	pthread_mutex_lock(&p->mu);
+	if (!err && p->sjnl == j)
+		p->ready = 1;
+	return err;
+}
+
+struct aux_vols { struct vol *svol, *sjnl, *src_pvol, *src_pjnl; };
+
+static int take_vols(struct pair *p, struct aux_vols *a)
+{
+	if (!p->ready || !p->svol || !p->sjnl || !p->src_pvol || !p->src_pjnl)
+		return 0;
+	a->svol = p->svol; a->sjnl = p->sjnl; a->src_pvol = p->src_pvol; a->src_pjnl = p->src_pjnl;
+	vol_get(a->svol); vol_get(a->sjnl); vol_get(a->src_pvol); vol_get(a->src_pjnl);
+	return 1;
+}
+
+static void put_vols(struct aux_vols *a)
+{
+	vol_put(a->svol); vol_put(a->sjnl); vol_put(a->src_pvol); vol_put(a->src_pjnl);
+}
+
+static void throttle(struct pair *p, uint64_t bytes)
+{
+	struct timespec now;
+	double rate, dt;
+
+	if (!p->cfg.auto_mode || !p->cfg.rate_mb)
+		return;
+	rate = (double)p->cfg.rate_mb * 1e6;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - p->tok_t.tv_sec) + (double)(now.tv_nsec - p->tok_t.tv_nsec) / 1e9;
+	p->tok_t = now;
+	p->tokens += dt * rate;
+	if (p->tokens > rate)
+		p->tokens = rate;        /* one second of burst */
+	p->tokens -= (double)bytes;
+	if (p->tokens < 0) {
+		struct timespec until;
+
+		deadline(&until, -p->tokens / rate);
+		pthread_mutex_lock(&p->mu);
+		while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &until) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+/* One copy chunk. 1 more, 0 done, -errno. */
+static int copy_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
+{
+	uint64_t pos, total = a->src_pvol->size_bytes, n;
+	int err;
+
+	pthread_mutex_lock(&p->mu);
+	pos = p->cfg.copy_pos;
+	pthread_mutex_unlock(&p->mu);
+	if (pos >= total)
+		return 0;
+	n = total - pos < COPY_CHUNK ? total - pos : COPY_CHUNK;
+	throttle(p, n);
+	if ((err = vol_read(a->src_pvol, buf, pos, n))) {
+		set_error(p, "copy: reading the primary volume at %" PRIu64 ": %s", pos, strerror(-err));
+		return err;
+	}
+	if ((err = vwr(a->svol, buf, pos, n))) {
+		set_error(p, "copy: writing the auxiliary volume at %" PRIu64 ": %s", pos,
+			  strerror(-err));
+		return err;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->cfg.copy_pos = pos + n;
+	p->link_up = 1;
+	if (pos + n >= total || (pos + n) / COPY_CHECKPOINT != pos / COPY_CHECKPOINT) {
+		struct pair_cfg c;
+
+		if (pos + n >= total) {
+			p->cfg.state = PAIR_PAIRED;
+			tlog(TLOG_WARN, "pair %u: copy done (%" PRIu64 " bytes): paired", p->cfg.id, total);
+		}
+		c = p->cfg;
+		pthread_mutex_unlock(&p->mu);
+		if ((err = vol_flush(a->svol)))
+			return err;
+		if (p->env.persist)
+			p->env.persist(p->env.ctx, &c);
+		return pos + n >= total ? 0 : 1;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return 1;
+}
+
+/* Read [s0 .. s0+n-1]'s records from the primary journal into rec. */
+static int read_records(struct pair *p, struct vol *src, uint64_t s0, uint64_t n, uint8_t *rec)
+{
+	uint64_t slots = jrnl_slots(&p->h), a = s0 % slots, done = 0;
+	uint8_t *tmp = NULL;
+	int err = 0;
+
+	tmp = aligned_alloc(4096, jrnl_align(n * JRNL_ENTRY_BYTES) + JRNL_ALIGN);
+	if (!tmp)
+		return -ENOMEM;
+	while (done < n && !err) {
+		uint64_t run = slots - a < n - done ? slots - a : n - done;
+		uint64_t b0 = a * JRNL_ENTRY_BYTES / JRNL_ALIGN * JRNL_ALIGN;
+		uint64_t b1 = jrnl_align((a + run) * JRNL_ENTRY_BYTES);
+
+		if (!(err = vol_read(src, tmp, p->h.meta_offset + b0, b1 - b0)))
+			memcpy(rec + done * JRNL_ENTRY_BYTES, tmp + (a * JRNL_ENTRY_BYTES - b0),
+			       run * JRNL_ENTRY_BYTES);
+		done += run;
+		a = 0;
+	}
+	free(tmp);
+	return err;
+}
+
+/* Read (from `src`) or write (to `dst`) the data of entries e[0..n-1], contiguous per lap. */
+static int data_io(struct pair *p, struct vol *v, int is_write, const struct jrnl_entry *e,
+		   uint64_t n, uint8_t *buf, uint64_t buf_start)
+{
+	uint64_t i = 0;
+	int err = 0;
+
+	while (i < n && !err) {
+		uint64_t start = e[i].pos, lap_end = start - start % p->h.data_bytes + p->h.data_bytes;
+		uint64_t end = start;
+
+		while (i < n && e[i].pos < lap_end && e[i].pos >= start) {
+			end = e[i].pos + jrnl_align(jrnl_entry_len(&e[i]));
+			i++;
+		}
+		if (is_write)
+			err = vwr(v, buf + (start - buf_start), jrnl_data_off(&p->h, start), end - start);
+		else
+			err = vol_read(v, buf + (start - buf_start), jrnl_data_off(&p->h, start),
+				       end - start);
+	}
+	return err;
+}
+
+/* Acquire up to `target`. Returns entries acquired (>= 0) or -errno. */
+static int acquire_step(struct pair *p, struct aux_vols *a, uint64_t target)
+{
+	uint64_t s0, n, slots = jrnl_slots(&p->h), got = 0, bytes = 0, rc, rpos;
+	struct jrnl_entry *e = NULL;
+	uint8_t *rec = NULL, *data = NULL;
+	struct jrnl_hdr snap;
+	int err = 0;
+
+	pthread_mutex_lock(&p->mu);
+	s0 = p->h.read_completed + 1;
+	rc = p->h.restore_completed;
+	rpos = p->h.restore_pos;
+	pthread_mutex_unlock(&p->mu);
+	if (target < s0)
+		return 0;
+	n = target - s0 + 1;
+	if (n > ACQ_MAX_ENTRIES)
+		n = ACQ_MAX_ENTRIES;
+	/* the aux journal's slots: s may land only where s - slots was restored */
+	if (s0 + n - 1 > rc + slots)
+		n = rc + slots >= s0 ? rc + slots - s0 + 1 : 0;
+	if (!n)
+		return 0;
+	rec = malloc(n * JRNL_ENTRY_BYTES);
+	e = calloc(n, sizeof(*e));
+	if (!rec || !e) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = read_records(p, a->src_pjnl, s0, n, rec))) {
+		set_error(p, "acquire: reading the primary journal's records: %s", strerror(-err));
+		goto out;
+	}
+	for (got = 0; got < n; got++) {
+		struct jrnl_entry *x = &e[got];
+		uint64_t al, prev_end = got ? e[got - 1].pos + jrnl_align(jrnl_entry_len(&e[got - 1])) :
+			0;
+
+		if (jrnl_entry_parse(rec + got * JRNL_ENTRY_BYTES, JRNL_ENTRY_BYTES, x) ||
+		    x->seq != s0 + got || jrnl_entry_check(&p->h, x) || (got && x->pos < prev_end))
+			break;     /* not written yet, being written, or of the previous lap */
+		al = jrnl_align(jrnl_entry_len(x));
+		if (x->pos + al - rpos > p->h.data_bytes)
+			break;     /* would overwrite what is not restored yet */
+		if (bytes + al + (got ? x->pos - prev_end : 0) > ACQ_MAX_BYTES && got)
+			break;
+		bytes += al + (got ? x->pos - prev_end : 0);
+	}
+	pthread_mutex_lock(&p->mu);
+	if (got) {
+		uint64_t hd = s0 + got - 1;
+
+		if (hd > p->known_head) {
+			p->known_head = hd;
+			p->known_head_pos = e[got - 1].pos + jrnl_align(jrnl_entry_len(&e[got - 1]));
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!got)
+		goto out;
+	throttle(p, bytes);
+	if (!(data = aligned_alloc(4096, bytes))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = data_io(p, a->src_pjnl, 0, e, got, data, e[0].pos))) {
+		set_error(p, "acquire: reading the primary journal's data: %s", strerror(-err));
+		goto out;
+	}
+	/* the data must match: an entry rewritten meanwhile is read again later */
+	for (uint64_t i = 0; i < got; i++) {
+		if (tcrc32c(data + (e[i].pos - e[0].pos), jrnl_entry_len(&e[i])) != e[i].data_crc) {
+			got = i;
+			break;
+		}
+	}
+	if (!got)
+		goto out;
+	if ((err = data_io(p, a->sjnl, 1, e, got, data, e[0].pos))) {
+		set_error(p, "acquire: writing the auxiliary journal: %s", strerror(-err));
+		goto out;
+	}
+	for (uint64_t i = 0; i < got; i++)
+		jrnl_entry_encode(&e[i], p->shadow + (e[i].seq % slots) * JRNL_ENTRY_BYTES);
+	if ((err = write_meta(p, a->sjnl, s0, s0 + got - 1)) || (err = vol_flush(a->sjnl))) {
+		set_error(p, "acquire: writing the auxiliary journal: %s", strerror(-err));
+		goto out;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->h.read_completed = s0 + got - 1;
+	if (p->h.to_be_read < p->h.read_completed)
+		p->h.to_be_read = p->h.read_completed;
+	p->acquired_entries += got;
+	for (uint64_t i = 0; i < got; i++)
+		p->acquired_bytes += jrnl_entry_len(&e[i]);
+	if (p->cfg.auto_mode)
+		p->h.to_be_restored = p->h.read_completed;
+	if (p->h.restore_completed == s0 - 1)
+		p->first_unacq_ns = e[0].time_ns;
+	p->link_up = 1;
+	snap = p->h;
+	pthread_mutex_unlock(&p->mu);
+	if ((err = write_hdr(p, a->sjnl, &snap)))
+		set_error(p, "acquire: writing the auxiliary journal's header: %s", strerror(-err));
+out:
+	free(rec);
+	free(e);
+	free(data);
+	return err ? err : (int)got;
+}
+
+/* Restore up to to_be_restored. Returns entries restored or -errno. */
+static int restore_step(struct pair *p, struct aux_vols *a)
+{
+	uint64_t s0, target, n, slots = jrnl_slots(&p->h), bytes = 0, i;
+	struct jrnl_entry *e = NULL;
+	uint8_t *data = NULL;
+	struct jrnl_hdr snap;
+	int err = 0;
+
+	pthread_mutex_lock(&p->mu);
+	s0 = p->h.restore_completed + 1;
+	target = p->h.to_be_restored < p->h.read_completed ? p->h.to_be_restored :
+		p->h.read_completed;
+	pthread_mutex_unlock(&p->mu);
+	if (target < s0)
+		return 0;
+	n = target - s0 + 1;
+	if (n > ACQ_MAX_ENTRIES)
+		n = ACQ_MAX_ENTRIES;
+	if (!(e = calloc(n, sizeof(*e))))
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		uint64_t al;
+
+		if (jrnl_entry_parse(p->shadow + ((s0 + i) % slots) * JRNL_ENTRY_BYTES,
+				     JRNL_ENTRY_BYTES, &e[i]) || e[i].seq != s0 + i ||
+		    jrnl_entry_check(&p->h, &e[i]) || (i && e[i].pos < e[i - 1].pos)) {
+			if (i)
+				break;
+			err = -EBADMSG;
+			set_error(p, "restore: the auxiliary journal's record of sequence %" PRIu64
+				  " is damaged", s0);
+			goto out;
+		}
+		al = jrnl_align(jrnl_entry_len(&e[i])) + (i ? e[i].pos - (e[i - 1].pos +
+			jrnl_align(jrnl_entry_len(&e[i - 1]))) : 0);
+		if (i && bytes + al > ACQ_MAX_BYTES)
+			break;
+		bytes += al;
+	}
+	n = i;
+	if (!(data = aligned_alloc(4096, bytes))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = data_io(p, a->sjnl, 0, e, n, data, e[0].pos))) {
+		set_error(p, "restore: reading the auxiliary journal: %s", strerror(-err));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const uint8_t *d = data + (e[i].pos - e[0].pos);
+		uint64_t len = jrnl_entry_len(&e[i]);
+
+		if (tcrc32c(d, len) != e[i].data_crc) {
+			err = -EBADMSG;
+			set_error(p, "restore: the data of sequence %" PRIu64 " in the auxiliary journal "
+				  "is damaged", e[i].seq);
+			break;
+		}
+		if (e[i].flags & JRNL_FLAG_MARKER)
+			continue;
+		if (e[i].volid != p->cfg.pvol || e[i].block_bytes != a->svol->block_bytes ||
+		    e[i].lba * e[i].block_bytes + len > a->svol->size_bytes) {
+			err = -EINVAL;
+			set_error(p, "restore: sequence %" PRIu64 " (lba %" PRIu64 ", %" PRIu64 " bytes) "
+				  "does not fit the auxiliary volume", e[i].seq, e[i].lba, len);
+			break;
+		}
+		if ((err = vwr(a->svol, d, e[i].lba * e[i].block_bytes, len))) {
+			set_error(p, "restore: writing the auxiliary volume: %s", strerror(-err));
+			break;
+		}
+	}
+	n = i;
+	if (!n)
+		goto out;
+	{
+		int ferr = vol_flush(a->svol);
+
+		if (ferr) {
+			err = ferr;
+			goto out;
+		}
+	}
+	pthread_mutex_lock(&p->mu);
+	p->h.restore_completed = s0 + n - 1;
+	p->h.restore_pos = e[n - 1].pos + jrnl_align(jrnl_entry_len(&e[n - 1]));
+	p->restored_entries += n;
+	for (i = 0; i < n; i++)
+		p->restored_bytes += jrnl_entry_len(&e[i]);
+	{
+		struct jrnl_entry nx;
+
+		p->first_unacq_ns = 0;
+		if (p->h.restore_completed < p->h.read_completed &&
+		    !jrnl_entry_parse(p->shadow + ((s0 + n) % slots) * JRNL_ENTRY_BYTES,
+				      JRNL_ENTRY_BYTES, &nx) && nx.seq == s0 + n)
+			p->first_unacq_ns = nx.time_ns;
+	}
+	snap = p->h;
+	pthread_mutex_unlock(&p->mu);
+	if ((err = write_hdr(p, a->sjnl, &snap)))
+		set_error(p, "restore: writing the auxiliary journal's header: %s", strerror(-err));
+out:
+	free(e);
+	free(data);
+	return err ? err : (int)n;
+}
+
+/* How far the primary journal goes now: scan records from read-completed + 1. */
+static uint64_t probe_head(struct pair *p, struct aux_vols *a)
+{
+	uint64_t s0, n = 256, slots = jrnl_slots(&p->h), head;
+	uint8_t *rec = malloc(n * JRNL_ENTRY_BYTES);
+
+	pthread_mutex_lock(&p->mu);
+	s0 = p->h.read_completed + 1;
+	head = p->h.read_completed;
+	pthread_mutex_unlock(&p->mu);
+	if (!rec)
+		return head;
+	for (;;) {
+		uint64_t i;
+
+		if (read_records(p, a->src_pjnl, s0, n, rec))
+			break;
+		for (i = 0; i < n; i++) {
+			struct jrnl_entry x;
+
+			if (jrnl_entry_parse(rec + i * JRNL_ENTRY_BYTES, JRNL_ENTRY_BYTES, &x) ||
+			    x.seq != s0 + i)
+				break;
+		}
+		head = s0 + i - 1;
+		if (i < n || head - p->h.read_completed >= slots)
+			break;
+		s0 += n;
+	}
+	free(rec);
+	return head;
+}
+
+static void *aux_thread(void *arg)
+{
+	struct pair *p = arg;
+	uint8_t *buf = aligned_alloc(4096, COPY_CHUNK);
+	int backoff_ms = 0;
+	uint64_t last_confirm_sent = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &p->tok_t);
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && buf) {
+		struct aux_vols a;
+		int worked = 0, err = 0, r;
+		uint64_t target;
+		struct timespec until;
+
+		if (!p->ready && p->sjnl) {
+			if (aux_load(p)) {
+				deadline(&until, 5);
+				pthread_cond_timedwait(&p->cv, &p->mu, &until);
+				continue;
+			}
+		}
+		if (p->cfg.state == PAIR_SUSPENDED || !take_vols(p, &a)) {
+			deadline(&until, 1);
+			pthread_cond_timedwait(&p->cv, &p->mu, &until);
+			continue;
+		}
+		if (p->acquire_all) {
+			p->acquire_all = 0;
+			pthread_mutex_unlock(&p->mu);
+			target = probe_head(p, &a);
+			pthread_mutex_lock(&p->mu);
+			if (target > p->h.to_be_read)
+				p->h.to_be_read = target;
+		}
+		pthread_mutex_unlock(&p->mu);
+
+		/* copy formation */
+		if (p->cfg.state == PAIR_COPYING) {
+			r = copy_step(p, &a, buf);
+			if (r < 0)
+				err = r;
+			worked = 1;
+		}
+		/* acquisition */
+		if (!err) {
+			pthread_mutex_lock(&p->mu);
+			target = p->cfg.auto_mode ? UINT64_MAX : p->h.to_be_read;
+			pthread_mutex_unlock(&p->mu);
+			r = acquire_step(p, &a, target);
+			if (r < 0)
+				err = r;
+			else if (r > 0)
+				worked = 1;
+		}
+		/* restore: never before the copy is done */
+		if (!err && p->cfg.state == PAIR_PAIRED) {
+			r = restore_step(p, &a);
+			if (r < 0)
+				err = r;
+			else if (r > 0)
+				worked = 1;
+		}
+		/* confirm (and in auto mode purge) on the primary device */
+		if (!err && p->env.confirm) {
+			uint64_t rc;
+			char why[200];
+
+			pthread_mutex_lock(&p->mu);
+			rc = p->h.read_completed;
+			pthread_mutex_unlock(&p->mu);
+			if (rc != last_confirm_sent) {
+				r = p->env.confirm(p->env.ctx, &p->cfg, rc, p->cfg.auto_mode, why, sizeof(why));
+				if (r)
+					set_error(p, "cannot confirm to the primary device: %s", why);
+				else {
+					last_confirm_sent = rc;
+					pthread_mutex_lock(&p->mu);
+					p->confirmed_sent = rc;
+					pthread_mutex_unlock(&p->mu);
+				}
+			}
+		}
+		put_vols(&a);
+		pthread_mutex_lock(&p->mu);
+		if (err) {
+			if (err == -ENOTCONN || err == -ETIMEDOUT || err == -EAGAIN || err == -EIO)
+				p->link_up = 0;
+			backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 100;
+			deadline(&until, backoff_ms / 1000.0);
+			pthread_cond_timedwait(&p->cv, &p->mu, &until);
+			continue;
+		}
+		backoff_ms = 0;
+		if (!err && p->last_error[0] && worked)
+			p->last_error[0] = 0;
+		if (!worked) {
+			double s = p->cfg.auto_mode ? p->cfg.interval_ms / 1000.0 : 1.0;
+
+			deadline(&until, s > 0 ? s : 0.001);
+			pthread_cond_timedwait(&p->cv, &p->mu, &until);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(buf);
+	return NULL;
+}
+
+int pair_acquire(struct pair *p, uint64_t upto, uint64_t *target)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_AUX) {
+		pthread_mutex_unlock(&p->mu);
+		return -EINVAL;
+	}
+	if (!upto)
+		p->acquire_all = 1;
+	else if (upto > p->h.to_be_read)
+		p->h.to_be_read = upto;
+	*target = p->h.to_be_read;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+int pair_restore(struct pair *p, uint64_t upto, uint64_t *target)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_AUX) {
+		pthread_mutex_unlock(&p->mu);
+		return -EINVAL;
+	}
+	if (!upto || upto > p->h.read_completed)
+		upto = p->h.read_completed;
+	if (upto > p->h.to_be_restored)
+		p->h.to_be_restored = upto;
+	*target = p->h.to_be_restored;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+static int persist_now(struct pair *p)
+{
+	struct pair_cfg c;
+
+	c = p->cfg;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return p->env.persist ? p->env.persist(p->env.ctx, &c) : 0;
+}
+
+int pair_set_mode(struct pair *p, int auto_mode, uint32_t interval_ms, uint32_t rate_mb)
+{
+	pthread_mutex_lock(&p->mu);
+	p->cfg.auto_mode = auto_mode;
+	p->cfg.interval_ms = interval_ms;
+	p->cfg.rate_mb = rate_mb;
+	if (auto_mode && p->h.to_be_restored < p->h.read_completed)
+		p->h.to_be_restored = p->h.read_completed;
+	return persist_now(p);
+}
+
+int pair_suspend(struct pair *p, const char *reason)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_AUX || p->cfg.state == PAIR_SUSPENDED) {
+		int err = p->cfg.role != PAIR_AUX ? -EINVAL : 0;
+
+		pthread_mutex_unlock(&p->mu);
+		return err;
+	}
+	snprintf(p->cfg.reason, sizeof(p->cfg.reason), "%s%s",
+		 p->cfg.copy_pos < (p->src_pvol ? p->src_pvol->size_bytes : UINT64_MAX) &&
+		 p->cfg.state == PAIR_COPYING ? "copying;" : "", reason);
+	p->cfg.state = PAIR_SUSPENDED;
+	return persist_now(p);
+}
+
+int pair_resume(struct pair *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_AUX || p->cfg.state != PAIR_SUSPENDED) {
+		pthread_mutex_unlock(&p->mu);
+		return p->cfg.role != PAIR_AUX ? -EINVAL : 0;
+	}
+	p->cfg.state = !strncmp(p->cfg.reason, "copying;", 8) ? PAIR_COPYING : PAIR_PAIRED;
+	p->cfg.reason[0] = 0;
+	return persist_now(p);
+}
+
+/* ---- open / attach / status ---- */
+
+int pair_open(const struct pair_cfg *c, const struct pair_env *env, struct pair **out)
+{
+	struct pair *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *c;
+	p->env = *env;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->hdr_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_cond_init(&p->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	for (int i = 0; i < RL_N; i++)
+		pthread_mutex_init(&p->rl[i], NULL);
+	if (!(p->done = calloc(DONE_W, 1))) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->jhook = (struct vol_hook){ .name = "pair-journal", .pre_write = j_pre,
+				      .post_write = j_post, .flush = j_flush, .priv = p };
+	p->guard_j = (struct vol_hook){ .name = "pair-journal-guard", .pre_write = guard_pre, .priv = p };
+	p->guard_s = (struct vol_hook){ .name = "pair-svol-guard", .pre_write = guard_pre, .priv = p };
+	if (pthread_create(&p->thread, NULL, c->role == PAIR_PRIMARY ? primary_thread : aux_thread,
+			   p)) {
+		free(p->done);
+		free(p);
+		return -EAGAIN;
+	}
+	p->thread_running = 1;
+	*out = p;
+	return 0;
+}
+
+uint32_t pair_id(struct pair *p) { return p->cfg.id; }
+
+int pair_uses(struct pair *p, uint64_t volid)
+{
+	if (p->cfg.role == PAIR_PRIMARY)
+		return volid == p->cfg.pvol || volid == p->cfg.pjnl;
+	return volid == p->cfg.svol || volid == p->cfg.sjnl || volid == p->cfg.src_pvol ||
+	       volid == p->cfg.src_pjnl;
+}
+
+static void attach_one(struct pair *p, struct vol **slot, struct vol *v, struct vol_hook *hk)
+{
+	if (*slot)
+		return;
+	vol_get(v);
+	*slot = v;
+	if (hk) {
+		pthread_mutex_unlock(&p->mu);   /* hook_add waits for writes in flight */
+		vol_hook_add(v, hk);
+		pthread_mutex_lock(&p->mu);
+	}
+}
+
+void pair_attach(struct pair *p, struct vol *v)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role == PAIR_PRIMARY) {
+		if (v->volid == p->cfg.pvol)
+			attach_one(p, &p->pvol, v, &p->jhook);
+		else if (v->volid == p->cfg.pjnl)
+			attach_one(p, &p->pjnl, v, &p->guard_j);
+		if (!p->ready && p->pvol && p->pjnl && p->cfg.state != PAIR_SUSPENDED)
+			primary_load(p);
+	} else {
+		if (v->volid == p->cfg.svol)
+			attach_one(p, &p->svol, v, &p->guard_s);
+		else if (v->volid == p->cfg.sjnl)
+			attach_one(p, &p->sjnl, v, &p->guard_j);
+		else if (v->volid == p->cfg.src_pvol)
+			attach_one(p, &p->src_pvol, v, NULL);
+		else if (v->volid == p->cfg.src_pjnl)
+			attach_one(p, &p->src_pjnl, v, NULL);
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void detach_one(struct pair *p, struct vol **slot, struct vol_hook *hk)
+{
+	struct vol *v = *slot;
+
+	*slot = NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (hk)
+		vol_hook_remove(v, hk);
+	vol_put(v);
+	pthread_mutex_lock(&p->mu);
+}
+
+void pair_detach(struct pair *p, struct vol *v)
+{
+	struct jrnl_hdr snap;
+	int write = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role == PAIR_PRIMARY && (v == p->pvol || v == p->pjnl)) {
+		/* no new entries; let the queued ones finish, record applied, then let go */
+		if (p->ready && p->pjnl) {
+			p->ready = 0;
+			while (p->qhead)
+				pthread_cond_wait(&p->cv, &p->mu);
+			primary_header_snapshot(p, &snap);
+			write = 1;
+		}
+		pthread_cond_broadcast(&p->cv);
+		if (write) {
+			struct vol *j = p->pjnl;
+
+			vol_get(j);
+			pthread_mutex_unlock(&p->mu);
+			write_hdr(p, j, &snap);
+			vol_put(j);
+			pthread_mutex_lock(&p->mu);
+		}
+		if (v == p->pvol)
+			detach_one(p, &p->pvol, &p->jhook);
+		else
+			detach_one(p, &p->pjnl, &p->guard_j);
+	} else if (p->cfg.role == PAIR_AUX) {
+		if (v == p->sjnl) {
+			p->ready = 0;
+			detach_one(p, &p->sjnl, &p->guard_j);
+		} else if (v == p->svol) {
+			detach_one(p, &p->svol, &p->guard_s);
+		} else if (v == p->src_pvol) {
+			detach_one(p, &p->src_pvol, NULL);
+		} else if (v == p->src_pjnl) {
+			detach_one(p, &p->src_pjnl, NULL);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pair_close(struct pair *p)
+{
+	/* primary: detach the P-VOL while the writer still runs (it drains the queue) */
+	if (p->cfg.role == PAIR_PRIMARY && p->pvol)
+		pair_detach(p, p->pvol);
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->thread_running)
+		pthread_join(p->thread, NULL);
+	pthread_mutex_lock(&p->mu);
+	/* a host write waiting for space or for the writer gets NOT READY */
+	for (struct waiter *w = p->qhead; w; w = w->next) {
+		w->err = -EAGAIN;
+		w->done = 1;
+	}
+	p->qhead = p->qtail = NULL;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	{
+		struct vol **vs[] = { &p->pvol, &p->pjnl, &p->svol, &p->sjnl, &p->src_pvol, &p->src_pjnl };
+
+		for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
+			if (*vs[i])
+				pair_detach(p, *vs[i]);
+	}
+	free(p->shadow);
+	free(p->ent_pos);
+	free(p->done);
+	free(p->batch);
+	free(p);
+}
+
+void pair_get_status(struct pair *p, struct pair_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&p->mu);
+	st->cfg = p->cfg;
+	st->ready = p->ready;
+	st->h = p->h;
+	if (p->cfg.role == PAIR_PRIMARY) {
+		snprintf(st->missing, sizeof(st->missing), "%s%s", p->pvol ? "" : "pvol ",
+			 p->pjnl ? "" : "pjnl");
+		st->jin = p->next_seq;
+		st->jout = p->h.jout;
+		st->jin_pos = p->next_pos;
+		st->jout_pos = p->h.jout_pos;
+		st->confirmed = p->confirmed;
+		st->applied = p->applied;
+		st->durable = p->durable;
+		st->writes = p->writes;
+		st->journal_bytes = p->journal_bytes;
+		st->batches = p->batches;
+		st->waits_full = p->waits_full;
+	} else {
+		snprintf(st->missing, sizeof(st->missing), "%s%s%s%s", p->svol ? "" : "svol ",
+			 p->sjnl ? "" : "sjnl ", p->src_pvol ? "" : "src_pvol ",
+			 p->src_pjnl ? "" : "src_pjnl");
+		st->restore_completed = p->h.restore_completed;
+		st->to_be_restored = p->h.to_be_restored;
+		st->read_completed = p->h.read_completed;
+		st->to_be_read = p->h.to_be_read;
+		st->restore_pos = p->h.restore_pos;
+		st->known_head = p->known_head > p->h.read_completed ? p->known_head :
+			p->h.read_completed;
+		st->known_head_pos = p->known_head_pos;
+		st->oldest_unrestored_ns = p->h.restore_completed < st->known_head ?
+			p->first_unacq_ns : 0;
+		st->copy_total = p->src_pvol ? p->src_pvol->size_bytes : 0;
+		st->acquired_entries = p->acquired_entries;
+		st->acquired_bytes = p->acquired_bytes;
+		st->restored_entries = p->restored_entries;
+		st->restored_bytes = p->restored_bytes;
+		st->confirmed_sent = p->confirmed_sent;
+		st->link_up = p->link_up;
+		snprintf(st->last_error, sizeof(st->last_error), "%s", p->last_error);
+	}
+	pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,97 @@
+/* A replication pair (docs/replication.md, docs/journal-format.md): on the primary device the
+ * write-ahead journaling of the P-VOL; on the auxiliary device the worker that copies the P-VOL,
+ * acquires the primary journal with READs, restores it in order onto the S-VOL, and confirms
+ * what it acquired. Volumes come and go with their LUs (pair_attach / pair_detach); the table
+ * entry is kept by the caller through env->persist, the pointers live in the journal headers. */
+#ifndef TANDEM_REPLICATION_PAIR_H
+#define TANDEM_REPLICATION_PAIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raid/vol.h"
+#include "replication/journal.h"
+
+enum pair_role { PAIR_PRIMARY = 1, PAIR_AUX = 2 };
+enum pair_state { PAIR_JOURNALING = 0, PAIR_COPYING = 1, PAIR_PAIRED = 2, PAIR_SUSPENDED = 3 };
+
+struct pair_cfg {
+	uint32_t id;
+	enum pair_role role;
+	uint64_t pvol, pjnl, svol, sjnl;      /* the local ones are used, the others recorded */
+	uint64_t src_pvol, src_pjnl, s_peer;  /* aux: local vvols onto the primary device */
+	uint64_t p_peer;                      /* primary: local vvol onto the aux's command device */
+	enum pair_state state;
+	uint64_t copy_pos;                    /* aux, copying: bytes copied */
+	int auto_mode;                        /* aux: pull and restore by itself */
+	uint32_t interval_ms;                 /* aux, auto: poll interval when idle */
+	uint32_t rate_mb;                     /* aux, auto: MB/s pulled at most, 0 = no limit */
+	uint8_t juuid[16];                    /* the primary journal's uuid */
+	char reason[160];                     /* why suspended */
+};
+
+struct pair_env {
+	/* record the table entry (state change, copy checkpoint, mode); 0 or -errno */
+	int (*persist)(void *ctx, const struct pair_cfg *c);
+	/* aux: tell the primary device what is durable in the aux journal (and purge it there);
+	 * 0 or -errno with `why` */
+	int (*confirm)(void *ctx, const struct pair_cfg *c, uint64_t read_completed, int purge,
+		       char *why, size_t why_len);
+	void *ctx;
+};
+
+struct pair;
+
+/* Format a journal volume for a new pair. primary: fresh uuid, empty rings. aux: the geometry and
+ * uuid of the primary journal read through `src_pjnl`. `why` says what is wrong. */
+int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *why, size_t why_len);
+int pair_format_aux(struct vol *sjnl, struct vol *src_pjnl, uint32_t id, uint8_t uuid[16],
+		    char *why, size_t why_len);
+
+int pair_open(const struct pair_cfg *c, const struct pair_env *env, struct pair **out);
+/* Stop the threads, detach every volume, write the headers, free. */
+void pair_close(struct pair *p);
+uint32_t pair_id(struct pair *p);
+/* A volume of this pair came (its LU opened) or goes (LU closing). Attach ignores other volids. */
+void pair_attach(struct pair *p, struct vol *v);
+void pair_detach(struct pair *p, struct vol *v);
+/* Does this pair use volid (locally)? */
+int pair_uses(struct pair *p, uint64_t volid);
+
+/* aux: targets for the worker (upto 0: everything there is / everything acquired). */
+int pair_acquire(struct pair *p, uint64_t upto, uint64_t *target);
+int pair_restore(struct pair *p, uint64_t upto, uint64_t *target);
+int pair_set_mode(struct pair *p, int auto_mode, uint32_t interval_ms, uint32_t rate_mb);
+int pair_suspend(struct pair *p, const char *reason);
+int pair_resume(struct pair *p);
+/* primary: the aux device's confirmation; purge up to min(upto, confirmed). *jout = journal-out
+ * after it. */
+int pair_confirm(struct pair *p, uint64_t read_completed);
+int pair_purge(struct pair *p, uint64_t upto, uint64_t *jout);
+
+struct pair_status {
+	struct pair_cfg cfg;
+	int ready;                          /* journal loaded, volumes attached */
+	char missing[96];                   /* volumes not attached */
+	struct jrnl_hdr h;                  /* geometry and the persisted pointers */
+	/* primary */
+	uint64_t jin, jout, confirmed, applied, durable;
+	uint64_t jin_pos, jout_pos;
+	uint64_t writes, journal_bytes, batches, waits_full;
+	/* aux */
+	uint64_t restore_completed, to_be_restored, read_completed, to_be_read;
+	uint64_t restore_pos, read_pos;     /* data positions after the last restored / acquired */
+	uint64_t known_head;                /* newest sequence seen in the primary journal */
+	uint64_t known_head_pos;            /* data position after it */
+	uint64_t oldest_unrestored_ns;      /* primary time of restore_completed + 1, 0 = none */
+	uint64_t copy_total;
+	uint64_t acquired_entries, acquired_bytes, restored_entries, restored_bytes;
+	uint64_t confirmed_sent;
+	int link_up;
+	char last_error[200];
+};
+void pair_get_status(struct pair *p, struct pair_status *st);
+const char *pair_state_name(enum pair_state s);
+int pair_state_parse(const char *s, enum pair_state *out);
+
+#endif

@@ -50,6 +50,10 @@ static void usage(FILE *f)
 "  op status ID [--wait]       progress of a long operation\n"
 "  op list                     every operation since the device started\n"
 "  lunmap show                 virtual volumes, their peers and the peers' state\n"
+"  pair status [ID]            replication pairs: journal pointers, copy progress, lag\n"
+"  pair sync ID --aux DEVICE [--loop SECONDS] [--count N] [--wait-s S]\n"
+"                              the host-driven loop (seed 004 Fig. 16): status (primary, -d) ->\n"
+"                              acquire (aux) -> status -> restore -> status -> purge (primary)\n"
 "  commands                    the commands the device knows (protocol 'help')\n"
 "  call COMMAND [KEY=VALUE]... send any protocol command, print its result\n"
 "  encode COMMAND [KEY=VALUE]...  write the 512-byte block to stdout, for dd\n"
@@ -516,6 +520,152 @@ static int follow_op(struct g *g, struct session *s, const char *id)
 	return rc;
 }
 
+/* ---- pair sync: the host-driven loop of Fig. 16, with nothing but command blocks ---- */
+
+static int pair_field(struct g *g, struct session *s, const char *id, const char *key,
+		      uint64_t *out)
+{
+	char p0[64], buf[64];
+	const char *params[1] = { p0 };
+	struct cb_reply r;
+	int rc;
+
+	snprintf(p0, sizeof(p0), "id=%s", id);
+	if ((rc = send_cmd(g, s, "pair-status", params, 1, &r, 1)) != EX_OK)
+		return rc;
+	rc = EX_PROTOCOL;
+	if (r.nlines && cb_rec_get(r.lines[0], key, buf, sizeof(buf))) {
+		*out = strtoull(buf, NULL, 10);
+		rc = EX_OK;
+	} else {
+		fprintf(stderr, "tandemctl: pair %s: the status has no %s (%s)\n", id, key, r.msg);
+	}
+	cb_reply_free(&r);
+	return rc;
+}
+
+static double mono_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Wait until the aux's `done` equals its `target` and reaches `want`. */
+static int pair_wait(struct g *g, struct session *s, const char *id, const char *done,
+		     const char *target, uint64_t want, double limit_s, uint64_t *got)
+{
+	double t0 = mono_s();
+	uint64_t d, t;
+	int rc;
+
+	for (;;) {
+		if ((rc = pair_field(g, s, id, done, &d)) || (rc = pair_field(g, s, id, target, &t)))
+			return rc;
+		if (d == t && d >= want) {
+			*got = d;
+			return EX_OK;
+		}
+		if (mono_s() - t0 > limit_s) {
+			fprintf(stderr, "tandemctl: pair %s: %s is %" PRIu64 ", %s %" PRIu64 " after %.0f s "
+				"(tandemctl pair status on the auxiliary device says why)\n", id, done, d,
+				target, t, limit_s);
+			return EX_FAILED;
+		}
+		usleep(20 * 1000);   /* polling the device: the interval is the point */
+	}
+}
+
+static int cmd_pair_sync(struct g *g, int argc, char **argv)
+{
+	const char *id = NULL, *aux = NULL;
+	double loop_s = -1, wait_s = 60;
+	long count = -1, done = 0;
+	struct session s1, s2;
+	struct g g2 = *g;
+	int rc;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--aux") && i + 1 < argc)
+			aux = argv[++i];
+		else if (!strcmp(argv[i], "--loop") && i + 1 < argc)
+			loop_s = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--count") && i + 1 < argc)
+			count = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--wait-s") && i + 1 < argc)
+			wait_s = atof(argv[++i]);
+		else if (!id && looks_number(argv[i]))
+			id = argv[i];
+		else {
+			fprintf(stderr, "tandemctl: pair sync: unexpected '%s'\n"
+				"usage: tandemctl -d PRIMARY pair sync ID --aux AUX [--loop SECONDS] "
+				"[--count N] [--wait-s S]\n", argv[i]);
+			return EX_USAGE;
+		}
+	}
+	if (!id || !aux) {
+		fprintf(stderr, "usage: tandemctl -d PRIMARY pair sync ID --aux AUX [--loop SECONDS] "
+			"[--count N] [--wait-s S]\n  PRIMARY, AUX: the two devices' command devices "
+			"(/dev/sdX or iscsi://...)\n");
+		return EX_USAGE;
+	}
+	if (count < 0)
+		count = loop_s >= 0 ? 0 : 1;     /* 0: until interrupted */
+	g2.device = aux;
+	g2.via = NULL;
+	if ((rc = session_open(g, &s1)))
+		return rc;
+	if ((rc = session_open(&g2, &s2))) {
+		session_close(&s1);
+		return rc;
+	}
+	while (count == 0 || done < count) {
+		char pa[64], pb[64];
+		const char *params[2] = { pa, pb };
+		uint64_t jin, jout, rc_seq, rs_seq;
+		double t0 = mono_s();
+
+		/* S1601-S1603: the primary journal's state */
+		if ((rc = pair_field(g, &s1, id, "journal_in", &jin)) ||
+		    (rc = pair_field(g, &s1, id, "journal_out", &jout)))
+			break;
+		snprintf(pa, sizeof(pa), "id=%s", id);
+		if (jin > jout) {
+			/* S1604: acquire journal-out .. journal-in - 1; S1605-S1608: until done */
+			snprintf(pb, sizeof(pb), "upto=%" PRIu64, jin - 1);
+			if ((rc = send_cmd(g, &s2, "pair-acquire", params, 2, NULL, 1)) ||
+			    (rc = pair_wait(g, &s2, id, "read_completed", "to_be_read", jin - 1, wait_s,
+					    &rc_seq)))
+				break;
+			/* S1609: restore up to read-completed */
+			snprintf(pb, sizeof(pb), "upto=%" PRIu64, rc_seq);
+			if ((rc = send_cmd(g, &s2, "pair-restore", params, 2, NULL, 1)) ||
+			    (rc = pair_wait(g, &s2, id, "restore_completed", "to_be_restored", rc_seq,
+					    wait_s, &rs_seq)))
+				break;
+			/* S1610: purge up to read-completed */
+			snprintf(pb, sizeof(pb), "upto=%" PRIu64, rc_seq);
+			if ((rc = send_cmd(g, &s1, "pair-purge", params, 2, NULL, 1)))
+				break;
+			printf("pair %s: acquired and restored %" PRIu64 " entries (%" PRIu64 "..%" PRIu64
+			       "), purged to %" PRIu64 ", %.0f ms\n", id, rc_seq - jout + 1, jout, rc_seq,
+			       rc_seq, (mono_s() - t0) * 1000);
+		} else {
+			printf("pair %s: nothing to do (journal-in %" PRIu64 ", journal-out %" PRIu64 ")\n",
+			       id, jin, jout);
+		}
+		fflush(stdout);
+		done++;
+		if (loop_s < 0 || (count && done >= count))
+			break;
+		usleep((useconds_t)(loop_s * 1e6));   /* the loop's interval, as asked */
+	}
+	session_close(&s1);
+	session_close(&s2);
+	return rc;
+}
+
 static int need(int argc, int want, const char *what)
 {
 	if (argc < want) {
@@ -701,6 +851,12 @@ int main(int argc, char **argv)
 		});
 		session_close(&s);
 		return rc;
+	} else if (W(0, "pair") && W(1, "status")) {
+		cmd = "pair-status";
+		if (argc > 2)
+			snprintf(p[n++], sizeof(p[0]), "id=%s", argv[2]);
+	} else if (W(0, "pair") && W(1, "sync")) {
+		return cmd_pair_sync(&g, argc - 2, argv + 2);
 	} else if (W(0, "lunmap") && W(1, "show")) {
 		cmd = "lunmap-show";
 	} else if (W(0, "op") && W(1, "list")) {

@@ -716,6 +716,30 @@ static int primary_load(struct pair *p)
 		if (redo && (err = vol_flush(pv)))
 			goto out;
 	}
+	/* orphans: records of a batch torn by a crash that lie past the first bad one. Their
+	 * host writes were never acknowledged and are not redone; clear them, or a reader would
+	 * take one for the entry of the same sequence written after this restart. */
+	{
+		uint64_t cleared = 0;
+
+		for (uint64_t k = 0; k < slots; k++) {
+			struct jrnl_entry e;
+			uint8_t *rec = p->shadow + k * JRNL_ENTRY_BYTES;
+
+			if (jrnl_entry_parse(rec, JRNL_ENTRY_BYTES, &e) == 0 && e.seq >= s) {
+				memset(rec, 0, JRNL_ENTRY_BYTES);
+				if ((err = vwr(j, p->shadow + k * JRNL_ENTRY_BYTES / JRNL_ALIGN * JRNL_ALIGN,
+					       h.meta_offset + k * JRNL_ENTRY_BYTES / JRNL_ALIGN * JRNL_ALIGN,
+					       JRNL_ALIGN)))
+					goto out;
+				cleared++;
+			}
+		}
+		if (cleared)
+			tlog(TLOG_WARN, "pair %u: %" PRIu64 " journal records past journal-in %" PRIu64
+			     " (a batch cut short by a crash, never acknowledged) cleared", p->cfg.id,
+			     cleared, s);
+	}
 	pthread_mutex_lock(&p->mu);
 	p->next_seq = s;
 	p->next_pos = pos;

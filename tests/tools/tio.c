@@ -8,6 +8,8 @@
  *   tio load       URL --rw --bs --qd (--seconds | --ios)
  *   tio log-writer URL --out FILE            acknowledged writes logged as "lba nblocks generation"
  *   tio log-check  URL --log FILE            every acknowledged write is on the volume
+ *   tio order-check URL --log FILE           the volume is the writer's state at one instant
+ *                                            (a --qd 1 log; write order of a replicated copy)
  *   tio compare    URL1 URL2                 the two LUs read back equal
  *   tio put        URL --lba [--file]        raw bytes, zero-padded to blocks, one WRITE(16)
  *   tio get        URL --lba --blocks        raw blocks to stdout, one READ(16)
@@ -606,7 +608,7 @@ static int engine_run(struct engine *eng)
 
 enum opt_id {
 	O_LBA = 256, O_BLOCKS, O_SEED, O_ZERO, O_XFER, O_QD, O_RW, O_BS, O_SECONDS, O_IOS,
-	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA, O_FILE,
+	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA, O_FILE, O_WAIT,
 };
 #define OPT_BIT(id) (1u << ((id) - O_LBA))
 
@@ -614,7 +616,7 @@ struct opts {
 	const char *initiator;
 	int timeout_s;
 	uint64_t start_lba, nr_blocks, seed, xfer_blocks, qd, bs_bytes, nr_ios, range_blocks;
-	uint64_t max_write_blocks;
+	uint64_t max_write_blocks, wait_s;
 	double seconds;
 	bool zero, json;
 	const char *rw, *out_path, *log_path, *file_path;
@@ -644,6 +646,7 @@ static const struct option long_opts[] = {
 	{ "log",         required_argument, NULL, O_LOG },
 	{ "max-blocks",  required_argument, NULL, O_MAX_BLOCKS },
 	{ "file",        required_argument, NULL, O_FILE },
+	{ "wait-s",      required_argument, NULL, O_WAIT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -711,6 +714,7 @@ static const char top_usage[] =
 	"  load       URL --rw MODE --bs BYTES --qd N (--seconds S | --ios N) [...]\n"
 	"  log-writer URL --out FILE [--blocks N --seed S --qd N --seconds S --max-blocks M]\n"
 	"  log-check  URL --log FILE [--qd N]\n"
+	"  order-check URL --log FILE [--wait-s N --qd N]\n"
 	"  compare    URL1 URL2 [--blocks N --xfer-blocks X]\n"
 	"  put        URL [--lba L --file F]          raw bytes (default stdin), one WRITE(16)\n"
 	"  get        URL [--lba L --blocks N]        raw blocks to stdout, one READ(16)\n"
@@ -1101,9 +1105,34 @@ struct log {
 	size_t nr, cap;
 	uint64_t max_generation;
 	uint64_t end_lba;           /* one past the highest lba written */
+	/* from the "# tio log-writer ..." header lines (one per run that appended) */
+	unsigned nr_headers;
+	uint64_t range_blocks;      /* the largest blocks= */
+	uint64_t other_qd;          /* the first qd= other than 1; 0: none */
+	bool qd_missing;            /* a header without qd= */
 };
 
-/* Reads "lba nblocks generation" lines ('#' comments). A missing file is an empty log if ok. */
+/* A "# tio log-writer ..." line: the range and the queue depth of that run. */
+static void log_header(const char *line, struct log *log)
+{
+	const char *p;
+	uint64_t v;
+
+	if (strncmp(line, "# tio log-writer ", 17) != 0)
+		return;
+	log->nr_headers++;
+	p = strstr(line, " blocks=");
+	if (p && sscanf(p + 8, "%" SCNu64, &v) == 1 && v > log->range_blocks)
+		log->range_blocks = v;
+	p = strstr(line, " qd=");
+	if (!p || sscanf(p + 4, "%" SCNu64, &v) != 1)
+		log->qd_missing = true;
+	else if (v != 1 && !log->other_qd)
+		log->other_qd = v;
+}
+
+/* Reads "lba nblocks generation" lines ('#' comments; the writer's header lines are noted). A
+ * missing file is an empty log if ok. */
 static int log_load(const char *path, bool missing_ok, struct log *log)
 {
 	FILE *f = fopen(path, "r");
@@ -1125,6 +1154,8 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 		char tail;
 
 		lineno++;
+		if (line[0] == '#')
+			log_header(line, log);
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
 		if (line[len - 1] != '\n') {   /* the writer died mid-line: never acknowledged */
@@ -1429,6 +1460,238 @@ out:
 	lu_close(&lu);
 	engine_free(&eng);
 	free(c.expect);
+	free(want);
+	free(log.recs);
+	return rc;
+}
+
+/* ---- order-check ------------------------------------------------------------------------------ */
+
+/* What order-check found in a block. */
+enum blk_kind {
+	BLK_ZERO,                   /* all zeros: never written */
+	BLK_LOG,                    /* an intact tio log block of this lba: found = its generation */
+	BLK_TORN,                   /* a tio log header for this lba, body wrong: found = generation */
+	BLK_OTHER_LBA,              /* a tio log block of another lba: found = that lba */
+	BLK_DATA,                   /* a tio data block (tio write) */
+	BLK_OTHER,                  /* anything else */
+};
+
+struct order_ctx {
+	uint64_t end_lba, next_lba;
+	uint32_t xfer_blocks;
+	unsigned char *expect;      /* one block */
+	uint64_t *found;            /* per lba, see enum blk_kind */
+	uint8_t *kind;
+};
+
+static bool order_next(struct engine *eng, struct io *io)
+{
+	struct order_ctx *c = eng->ctx;
+
+	if (c->next_lba >= c->end_lba)
+		return false;
+	io->start_lba = c->next_lba;
+	io->nr_blocks = (uint32_t)(c->end_lba - c->next_lba < c->xfer_blocks ?
+				   c->end_lba - c->next_lba : c->xfer_blocks);
+	io->is_write = false;
+	c->next_lba += io->nr_blocks;
+	return true;
+}
+
+static int order_done(struct engine *eng, struct io *io)
+{
+	struct order_ctx *c = eng->ctx;
+	uint32_t block_bytes = eng->lu->block_bytes;
+
+	for (uint32_t i = 0; i < io->nr_blocks; i++) {
+		const unsigned char *got = io->buf + (size_t)i * block_bytes;
+		uint64_t lba = io->start_lba + i, generation;
+
+		c->found[lba] = 0;
+		if (all_zero(got, block_bytes)) {
+			c->kind[lba] = BLK_ZERO;
+		} else if (memcmp(got, LOG_MAGIC, MAGIC_BYTES) == 0 && get_be64(got + 8) != lba) {
+			c->kind[lba] = BLK_OTHER_LBA;
+			c->found[lba] = get_be64(got + 8);
+		} else if (memcmp(got, LOG_MAGIC, MAGIC_BYTES) == 0) {
+			generation = get_be64(got + 16);
+			log_block_fill(c->expect, block_bytes, get_be64(got + 24), lba, generation);
+			c->kind[lba] = memcmp(got, c->expect, block_bytes) ? BLK_TORN : BLK_LOG;
+			c->found[lba] = generation;
+		} else {
+			c->kind[lba] = memcmp(got, DATA_MAGIC, MAGIC_BYTES) ? BLK_OTHER : BLK_DATA;
+		}
+	}
+	return EXIT_OK;
+}
+
+/* The header lines of the log allow an order check: written with --qd 1 only. */
+static int order_log_ok(const struct log *log, const char *path)
+{
+	if (!log->nr_headers) {
+		msg("order-check: %s has no '# tio log-writer' header line (it names blocks= and qd=)",
+		    path);
+		return EXIT_USAGE;
+	}
+	if (log->qd_missing) {
+		msg("order-check: a header line of %s does not say qd=; the order check is valid only "
+		    "for sequential writes ('tio log-writer --qd 1')", path);
+		return EXIT_USAGE;
+	}
+	if (log->other_qd) {
+		msg("order-check: %s was written with qd=%" PRIu64 "; the order check is valid only "
+		    "for sequential writes ('tio log-writer --qd 1')", path, log->other_qd);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* Re-reads the log until it names generation k or wait_s seconds pass (the writer may not have
+ * logged the write it was acknowledged yet). */
+static int order_wait_log(const char *path, uint64_t k, uint64_t wait_s, struct log *log)
+{
+	uint64_t deadline = now_ns() + wait_s * 1000000000ull;
+	int rc;
+
+	if (log->max_generation >= k)
+		return EXIT_OK;
+	msg("order-check: the image holds generation %" PRIu64 ", %s ends at %" PRIu64
+	    "; waiting up to %" PRIu64 " s for the writer to log it", k, path, log->max_generation,
+	    wait_s);
+	while (log->max_generation < k && now_ns() < deadline) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		struct log n;
+
+		nanosleep(&ts, NULL);
+		rc = log_load(path, false, &n);
+		if (rc)
+			return rc;
+		free(log->recs);
+		*log = n;
+		rc = order_log_ok(log, path);
+		if (rc)
+			return rc;
+	}
+	return EXIT_OK;
+}
+
+/* Says in words what the block at lba holds. */
+static void order_found(const struct order_ctx *c, uint64_t lba, char *out, size_t len)
+{
+	switch (c->kind[lba]) {
+	case BLK_ZERO: snprintf(out, len, "zeros (never written)"); break;
+	case BLK_LOG: snprintf(out, len, "generation %" PRIu64, c->found[lba]); break;
+	case BLK_TORN:
+		snprintf(out, len, "a torn or corrupt block (header: generation %" PRIu64 ", body "
+			 "wrong)", c->found[lba]);
+		break;
+	case BLK_OTHER_LBA:
+		snprintf(out, len, "the tio log block of lba %" PRIu64, c->found[lba]);
+		break;
+	case BLK_DATA: snprintf(out, len, "a tio data block ('tio write')"); break;
+	default: snprintf(out, len, "unrecognised data"); break;
+	}
+}
+
+static int cmd_order_check(struct opts *o)
+{
+	struct order_ctx c = { 0 };
+	struct engine eng = { 0 };
+	uint64_t *want = NULL, k = 0, nr_written = 0, nr_bad = 0, nr_newer = 0, nr_older = 0;
+	struct log log;
+	struct lu lu = { 0 };
+	int rc = log_load(o->log_path, false, &log);
+
+	if (rc)
+		return rc;
+	rc = order_log_ok(&log, o->log_path);
+	if (rc)
+		goto out;
+	c.end_lba = log.range_blocks > log.end_lba ? log.range_blocks : log.end_lba;
+	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
+	if (rc)
+		goto out;
+	if (c.end_lba > lu.nr_blocks) {
+		msg("order-check: log %s covers %" PRIu64 " blocks, more than %s has (%" PRIu64 ")",
+		    o->log_path, c.end_lba, lu.url, lu.nr_blocks);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	rc = EXIT_FAIL;
+	c.found = malloc((c.end_lba ? c.end_lba : 1) * sizeof(*c.found));
+	c.kind = malloc(c.end_lba ? c.end_lba : 1);
+	want = calloc(c.end_lba ? c.end_lba : 1, sizeof(*want));
+	c.expect = malloc(lu.block_bytes);
+	if (!c.found || !c.kind || !want || !c.expect) {
+		msg("out of memory for %" PRIu64 " lbas", c.end_lba);
+		goto out;
+	}
+	/* the image first, then the log: every generation <= K was logged before K was issued */
+	c.xfer_blocks = lu_xfer_blocks(&lu, 0);
+	if (engine_init(&eng, &lu, (unsigned)o->qd, (size_t)c.xfer_blocks * lu.block_bytes,
+			order_next, order_done, &c))
+		goto out;
+	rc = engine_run(&eng);
+	if (rc != EXIT_OK)
+		goto out;
+	for (uint64_t lba = 0; lba < c.end_lba; lba++)
+		if (c.kind[lba] == BLK_LOG && c.found[lba] > k)
+			k = c.found[lba];
+	rc = order_wait_log(o->log_path, k, o->wait_s, &log);
+	if (rc)
+		goto out;
+	/* the writer's state at generation K: per lba the last logged write <= K covering it */
+	for (size_t i = 0; i < log.nr; i++) {
+		const struct log_rec *r = &log.recs[i];
+
+		if (r->generation > k || r->lba >= c.end_lba)
+			continue;
+		for (uint64_t b = r->lba; b < r->lba + r->nr_blocks && b < c.end_lba; b++)
+			if (r->generation > want[b])
+				want[b] = r->generation;
+	}
+	for (uint64_t lba = 0; lba < c.end_lba; lba++) {
+		bool ok = want[lba] ? c.kind[lba] == BLK_LOG && c.found[lba] == want[lba] :
+				      c.kind[lba] == BLK_ZERO;
+
+		nr_written += want[lba] != 0;
+		if (ok)
+			continue;
+		if (c.kind[lba] == BLK_LOG && c.found[lba] > want[lba])
+			nr_newer++;     /* a later write landed before an earlier one */
+		else if (c.kind[lba] == BLK_ZERO || c.kind[lba] == BLK_LOG)
+			nr_older++;     /* a write is missing */
+		if (nr_bad++ < 5) {
+			char found[120];
+
+			order_found(&c, lba, found, sizeof(found));
+			if (want[lba])
+				msg("order-check: lba %" PRIu64 ": found %s, expected generation %"
+				    PRIu64, lba, found, want[lba]);
+			else
+				msg("order-check: lba %" PRIu64 ": found %s, expected zeros (no logged "
+				    "write <= %" PRIu64 " covers it)", lba, found, k);
+		}
+	}
+	if (nr_bad) {
+		msg("order-check: FAILED: %" PRIu64 " of %" PRIu64 " blocks differ from the writer's "
+		    "state at generation %" PRIu64 " (the highest in the image): %" PRIu64 " newer, %"
+		    PRIu64 " older or missing, %" PRIu64 " not an intact tio log block of their lba%s",
+		    nr_bad, c.end_lba, k, nr_newer, nr_older, nr_bad - nr_newer - nr_older,
+		    log.max_generation < k ? "; the log never reached that generation" : "");
+		rc = EXIT_FAIL;
+	} else {
+		printf("order-check: ok: image = writer state at generation %" PRIu64 " (%" PRIu64
+		       " blocks checked, %" PRIu64 " written)\n", k, c.end_lba, nr_written);
+		rc = EXIT_OK;
+	}
+out:
+	lu_close(&lu);
+	engine_free(&eng);
+	free(c.expect);
+	free(c.found);
+	free(c.kind);
 	free(want);
 	free(log.recs);
 	return rc;
@@ -1986,12 +2249,26 @@ static const struct command commands[] = {
 	  "  acknowledged write is appended to FILE as 'lba nblocks generation' (write(2), O_APPEND)\n"
 	  "  before the next command is issued in its slot. Runs until --seconds, SIGINT/SIGTERM,\n"
 	  "  or the connection is lost (exit 3). Appending to an existing FILE continues its\n"
-	  "  generations.\n" },
+	  "  generations. Each run appends a '# tio log-writer ... blocks= qd= ...' header line;\n"
+	  "  with --qd 1 the writes are sequential and FILE also serves 'tio order-check'.\n" },
 	{ "log-check", 1, OPT_BIT(O_LOG) | OPT_BIT(O_QD), cmd_log_check,
 	  "usage: tio log-check URL --log FILE [--qd N]\n"
 	  "  Checks that every lba named in FILE holds a valid tio log block (header and body\n"
 	  "  intact) whose generation is >= the highest acknowledged one for that lba. Newer\n"
 	  "  generations (writes in flight at a crash) are fine. Exit 1 on any failure.\n" },
+	{ "order-check", 1, OPT_BIT(O_LOG) | OPT_BIT(O_QD) | OPT_BIT(O_WAIT), cmd_order_check,
+	  "usage: tio order-check URL --log FILE [--wait-s N] [--qd N]\n"
+	  "  Write-order consistency of a copy (e.g. an asynchronously replicated volume) of the LU\n"
+	  "  that 'tio log-writer --qd 1' wrote FILE for: reads lbas [0, blocks=) of FILE's header,\n"
+	  "  takes K = the highest generation found in an intact tio log block (0 if none), and\n"
+	  "  checks that the image is the writer's state at K: every lba holds exactly the\n"
+	  "  generation of the last logged write <= K covering it, or zeros if none does. When the\n"
+	  "  log does not name K yet (the writer is still running) it is re-read until it does or\n"
+	  "  --wait-s seconds (default 10) pass. Refuses (exit 2) a log written with qd other than 1:\n"
+	  "  concurrent writes have no single order. The copy must not change while it is read\n"
+	  "  (check it after its updates stopped or were suspended); the writer may still run.\n"
+	  "  Prints 'order-check: ok: ...'; on a mismatch the first bad lbas with the generation\n"
+	  "  found and expected, then 'FAILED' with counts; exit 1.\n" },
 	{ "compare", 2, OPT_BIT(O_BLOCKS) | OPT_BIT(O_XFER), cmd_compare,
 	  "usage: tio compare URL1 URL2 [--blocks N] [--xfer-blocks X]\n"
 	  "  Exit 0 iff the two LUs read back equal (the first N blocks with --blocks; otherwise\n"
@@ -2029,6 +2306,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 	o->timeout_s = 30;
 	o->seed = 1;
 	o->max_write_blocks = 8;
+	o->wait_s = 10;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":i:t:h", long_opts, NULL)) != -1) {
@@ -2069,6 +2347,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 		case O_IOS:        num = &o->nr_ios; break;
 		case O_RANGE:      num = &o->range_blocks; break;
 		case O_MAX_BLOCKS: num = &o->max_write_blocks; break;
+		case O_WAIT:       num = &o->wait_s; break;
 		case O_ZERO:       o->zero = true; break;
 		case O_JSON:       o->json = true; break;
 		case O_FUA:        write_fua = 1; break;
@@ -2126,8 +2405,10 @@ static int check_opts(const struct command *cmd, struct opts *o)
 	}
 	if (cmd->run == cmd_log_writer && !o->out_path)
 		return usage_error(cmd, "--out FILE is required");
-	if (cmd->run == cmd_log_check && !o->log_path)
+	if ((cmd->run == cmd_log_check || cmd->run == cmd_order_check) && !o->log_path)
 		return usage_error(cmd, "--log FILE is required");
+	if ((s & OPT_BIT(O_WAIT)) && o->wait_s > 3600)
+		return usage_error(cmd, "--wait-s wants seconds 0..3600");
 	if (cmd->run == cmd_get && !(s & OPT_BIT(O_BLOCKS)))
 		o->nr_blocks = 1;
 	return check_qd(cmd, o, cmd->run == cmd_log_writer ? 4 : 8);

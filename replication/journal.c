@@ -156,6 +156,8 @@ int jrnl_layout(uint64_t vol_bytes, uint32_t block_bytes, struct jrnl_hdr *h)
 	h->meta_bytes = meta;
 	h->data_offset = h->meta_offset + meta;
 	h->data_bytes = avail - meta;
+	if (h->data_bytes > (1ull << 50))
+		h->data_bytes = 1ull << 50;    /* what a reader accepts (jrnl_hdr_parse) */
 	h->block_bytes = block_bytes;
 	h->jout = 1;
 	return 0;
@@ -197,10 +199,10 @@ int jrnl_hdr_read(jrnl_read_fn *rd, void *ctx, struct jrnl_hdr *h)
 	free(buf);
 	if (r[0] && r[1])
 		return r[0] == -ENODATA && r[1] == -ENODATA ? -ENODATA : -EBADMSG;
-	if (!r[0] && !r[1] && memcmp(c[0].uuid, c[1].uuid, 16) == 0)
+	/* both valid: the newer (formatting writes both copies, so a re-format leaves no copy
+	 * of the old journal behind) */
+	if (!r[0] && !r[1])
 		*h = c[0].generation >= c[1].generation ? c[0] : c[1];
-	else if (!r[0] && !r[1])
-		*h = c[0].generation >= c[1].generation ? c[0] : c[1];   /* a re-format: the newer */
 	else
 		*h = r[0] ? c[1] : c[0];
 	return 0;
@@ -216,6 +218,8 @@ int jrnl_hdr_write(jrnl_write_fn *wr, void *ctx, struct jrnl_hdr *h)
 	h->generation++;
 	jrnl_hdr_encode(h, buf);
 	err = wr(ctx, buf, (h->generation & 1) * JRNL_HDR_BYTES, JRNL_HDR_BYTES);
+	if (err)
+		h->generation--;    /* a retry must not overwrite the last good copy */
 	free(buf);
 	return err;
 }
@@ -245,17 +249,26 @@ void jrnl_uuid_str(const uint8_t u[16], char out[37])
 
 int jrnl_uuid_parse(const char *s, uint8_t u[16])
 {
-	int n = 0;
+	size_t len = strlen(s);
+	int n = 0, dashed = len == 36;
 
-	for (const char *p = s; *p && n < 32; p++) {
+	if (len != 32 && len != 36)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
 		int v;
 
-		if (*p == '-')
+		if (dashed && (i == 8 || i == 13 || i == 18 || i == 23)) {
+			if (c != '-')
+				return -EINVAL;
 			continue;
-		if (*p >= '0' && *p <= '9')
-			v = *p - '0';
-		else if (*p >= 'a' && *p <= 'f')
-			v = *p - 'a' + 10;
+		}
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v = c - 'A' + 10;
 		else
 			return -EINVAL;
 		if (n % 2 == 0)

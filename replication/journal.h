@@ -86,7 +86,8 @@ static inline uint64_t jrnl_pos_lba(const struct jrnl_hdr *h, uint64_t pos)
 
 /* Header I/O on a journal volume through `rd`/`wr` (vol_read/vol_write or a peer). read: the
  * newer valid copy; -ENODATA when neither copy is a journal header, -EBADMSG when both are
- * damaged. write: increments h->generation and writes the older copy's place. */
+ * damaged. write: increments h->generation and writes the older copy's place (on failure the
+ * generation is restored, so a retry writes the same place). Formatting writes both copies. */
 typedef int jrnl_read_fn(void *ctx, void *buf, uint64_t off, uint64_t len);
 typedef int jrnl_write_fn(void *ctx, const void *buf, uint64_t off, uint64_t len);
 int jrnl_hdr_read(jrnl_read_fn *rd, void *ctx, struct jrnl_hdr *h);

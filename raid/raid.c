@@ -742,7 +742,12 @@ int raid_assemble(struct raid_member **m, uint32_t nr, const struct raid_assembl
 			     sb[best].sequence);
 	}
 	v->failed = failed;
-	if (sb[best].rebuild_member) {
+	if (sb[best].rebuild_member > nr) {
+		tlog(TLOG_WARN, "the superblock names member %u as being rebuilt, but the array has %u "
+		     "members: ignored", sb[best].rebuild_member - 1, nr);
+		v->sb.rebuild_member = 0;
+		v->sb.rebuild_checkpoint = 0;
+	} else if (sb[best].rebuild_member) {
 		uint32_t ri = sb[best].rebuild_member - 1;
 
 		/* only onto the replacement: its superblock was written with every update since the

@@ -70,6 +70,7 @@ struct pair {
 
 	/* aux (under mu; the worker does I/O without it) */
 	int acquire_all;               /* host-driven acquire without upto */
+	int busy;                      /* the worker is in a step (holds volume references) */
 	uint64_t known_head, known_head_pos, first_unacq_ns;
 	uint64_t acquired_entries, acquired_bytes, restored_entries, restored_bytes;
 	uint64_t confirmed_sent;
@@ -1194,6 +1195,10 @@ static int restore_step(struct pair *p, struct aux_vols *a)
 		}
 		if (e[i].flags & JRNL_FLAG_MARKER)
 			continue;
+		/* a suspend waits for this step: stop between entries, the image stays consistent */
+		if (__atomic_load_n(&p->cfg.state, __ATOMIC_ACQUIRE) == PAIR_SUSPENDED ||
+		    __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+			break;
 		if (e[i].volid != p->cfg.pvol || e[i].block_bytes != a->svol->block_bytes ||
 		    e[i].lba * e[i].block_bytes + len > a->svol->size_bytes) {
 			err = -EINVAL;
@@ -1281,6 +1286,7 @@ static void *aux_thread(void *arg)
 	uint8_t *buf = aligned_alloc(4096, COPY_CHUNK);
 	int backoff_ms = 0;
 	uint64_t last_confirm_sent = 0;
+	int last_confirm_purged = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &p->tok_t);
 	pthread_mutex_lock(&p->mu);
@@ -1298,10 +1304,13 @@ static void *aux_thread(void *arg)
 			}
 		}
 		if (p->cfg.state == PAIR_SUSPENDED || !take_vols(p, &a)) {
+			p->busy = 0;
+			pthread_cond_broadcast(&p->cv);
 			deadline(&until, 1);
 			pthread_cond_timedwait(&p->cv, &p->mu, &until);
 			continue;
 		}
+		p->busy = 1;
 		if (p->acquire_all) {
 			p->acquire_all = 0;
 			pthread_mutex_unlock(&p->mu);
@@ -1346,12 +1355,16 @@ static void *aux_thread(void *arg)
 			pthread_mutex_lock(&p->mu);
 			rc = p->h.read_completed;
 			pthread_mutex_unlock(&p->mu);
-			if (rc != last_confirm_sent) {
-				r = p->env.confirm(p->env.ctx, &p->cfg, rc, p->cfg.auto_mode, why, sizeof(why));
+			/* again after a switch to auto mode: what host mode confirmed is purged now */
+			if (rc != last_confirm_sent || (p->cfg.auto_mode && !last_confirm_purged)) {
+				int purge = p->cfg.auto_mode;
+
+				r = p->env.confirm(p->env.ctx, &p->cfg, rc, purge, why, sizeof(why));
 				if (r)
 					set_error(p, "cannot confirm to the primary device: %s", why);
 				else {
 					last_confirm_sent = rc;
+					last_confirm_purged = purge;
 					pthread_mutex_lock(&p->mu);
 					p->confirmed_sent = rc;
 					pthread_mutex_unlock(&p->mu);
@@ -1360,6 +1373,8 @@ static void *aux_thread(void *arg)
 		}
 		put_vols(&a);
 		pthread_mutex_lock(&p->mu);
+		p->busy = 0;
+		pthread_cond_broadcast(&p->cv);
 		if (err) {
 			if (err == -ENOTCONN || err == -ETIMEDOUT || err == -EAGAIN || err == -EIO)
 				p->link_up = 0;
@@ -1383,6 +1398,24 @@ static void *aux_thread(void *arg)
 	return NULL;
 }
 
+/* The targets a host set survive a restart: write them to the aux header now. Called with mu
+ * held; unlocks it. */
+static int save_targets(struct pair *p)
+{
+	struct jrnl_hdr snap = p->h;
+	struct vol *j = p->ready ? p->sjnl : NULL;
+	int err = 0;
+
+	if (j)
+		vol_get(j);
+	pthread_mutex_unlock(&p->mu);
+	if (j) {
+		err = write_hdr(p, j, &snap);
+		vol_put(j);
+	}
+	return err;
+}
+
 int pair_acquire(struct pair *p, uint64_t upto, uint64_t *target)
 {
 	pthread_mutex_lock(&p->mu);
@@ -1396,8 +1429,7 @@ int pair_acquire(struct pair *p, uint64_t upto, uint64_t *target)
 		p->h.to_be_read = upto;
 	*target = p->h.to_be_read;
 	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	return 0;
+	return save_targets(p);
 }
 
 int pair_restore(struct pair *p, uint64_t upto, uint64_t *target)
@@ -1413,8 +1445,7 @@ int pair_restore(struct pair *p, uint64_t upto, uint64_t *target)
 		p->h.to_be_restored = upto;
 	*target = p->h.to_be_restored;
 	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	return 0;
+	return save_targets(p);
 }
 
 static int persist_now(struct pair *p)
@@ -1448,9 +1479,11 @@ int pair_suspend(struct pair *p, const char *reason)
 		return err;
 	}
 	snprintf(p->cfg.reason, sizeof(p->cfg.reason), "%s%s",
-		 p->cfg.copy_pos < (p->src_pvol ? p->src_pvol->size_bytes : UINT64_MAX) &&
 		 p->cfg.state == PAIR_COPYING ? "copying;" : "", reason);
-	p->cfg.state = PAIR_SUSPENDED;
+	__atomic_store_n(&p->cfg.state, PAIR_SUSPENDED, __ATOMIC_RELEASE);
+	/* return only when the worker is between steps: the S-VOL no longer changes */
+	while (p->busy)
+		pthread_cond_wait(&p->cv, &p->mu);
 	return persist_now(p);
 }
 

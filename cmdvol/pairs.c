@@ -53,6 +53,8 @@ static int rec_to_cfg(const char *line, struct pair_cfg *c)
 	c->src_pjnl = rec_u64(line, "src_pjnl");
 	c->s_peer = rec_u64(line, "s_peer");
 	c->p_peer = rec_u64(line, "p_peer");
+	c->r_src_pvol = rec_u64(line, "r_src_pvol");
+	c->r_src_pjnl = rec_u64(line, "r_src_pjnl");
 	c->copy_pos = rec_u64(line, "copy_pos");
 	c->interval_ms = (uint32_t)rec_u64(line, "interval_ms");
 	c->rate_mb = (uint32_t)rec_u64(line, "rate_mb");
@@ -80,10 +82,12 @@ static int put_rec(struct tbl_recs *r, void *arg)
 	cb_pct_encode(c->reason[0] ? c->reason : "-", reason, sizeof(reason));
 	return tbl_add(r, "pair id=%u role=%s pvol=%" PRIu64 " pjnl=%" PRIu64 " svol=%" PRIu64
 		       " sjnl=%" PRIu64 " src_pvol=%" PRIu64 " src_pjnl=%" PRIu64 " s_peer=%" PRIu64
-		       " p_peer=%" PRIu64 " state=%s copy_pos=%" PRIu64 " mode=%s interval_ms=%u"
+		       " p_peer=%" PRIu64 " r_src_pvol=%" PRIu64 " r_src_pjnl=%" PRIu64
+		       " state=%s copy_pos=%" PRIu64 " mode=%s interval_ms=%u"
 		       " rate_mb=%u juuid=%s reason=%s", c->id,
 		       c->role == PAIR_PRIMARY ? "primary" : "aux", c->pvol, c->pjnl, c->svol, c->sjnl,
-		       c->src_pvol, c->src_pjnl, c->s_peer, c->p_peer, pair_state_name(c->state),
+		       c->src_pvol, c->src_pjnl, c->s_peer, c->p_peer, c->r_src_pvol, c->r_src_pjnl,
+		       pair_state_name(c->state),
 		       c->copy_pos, c->auto_mode ? "auto" : "host", c->interval_ms, c->rate_mb, u,
 		       reason);
 }
@@ -377,7 +381,7 @@ int c_pair_status(struct exec_ctx *x)
 
 static const char *const create_keys[] = { "id", "pvol", "pjnl", "svol", "sjnl", "src_pvol",
 					    "src_pjnl", "s_peer", "p_peer", "mode", "interval_ms",
-					    "rate_mb", NULL };
+					    "rate_mb", "r_src_pvol", "r_src_pjnl", NULL };
 
 /* Send this command's parameters to the other device with role= and forwarded=1 (or
  * "pair-delete id= local=1"). */
@@ -488,6 +492,16 @@ static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 		    (err = check_vol(x, c->pjnl, "pjnl", 0, 0, &v[1])) ||
 		    (c->p_peer && (err = check_vol(x, c->p_peer, "p_peer", 1, 1, &v[2]))))
 			goto out;
+		if (c->r_src_pvol || c->r_src_pjnl) {
+			struct vol *rv;
+
+			if ((err = check_vol(x, c->r_src_pvol, "r_src_pvol", 1, 0, &rv)))
+				goto out;
+			vol_put(rv);
+			if ((err = check_vol(x, c->r_src_pjnl, "r_src_pjnl", 1, 0, &rv)))
+				goto out;
+			vol_put(rv);
+		}
 		if ((err = pair_format_primary(v[1], c->id, c->juuid, why, sizeof(why)))) {
 			res_status(x->res, err_status(err), "%s", why);
 			goto out;
@@ -595,8 +609,15 @@ int c_pair_create(struct exec_ctx *x)
 	    p_u64(x, "src_pjnl", 1, UINT32_MAX, &c.src_pjnl, 1) ||
 	    p_u64(x, "s_peer", 1, UINT32_MAX, &c.s_peer, 1) ||
 	    p_u64(x, "p_peer", 1, UINT32_MAX, &c.p_peer, 1) ||
-	    p_u64(x, "interval_ms", 1, 3600000, &iv, 0) || p_u64(x, "rate_mb", 0, 100000, &rate, 0))
+	    p_u64(x, "interval_ms", 1, 3600000, &iv, 0) || p_u64(x, "rate_mb", 0, 100000, &rate, 0) ||
+	    p_u64(x, "r_src_pvol", 1, UINT32_MAX, &c.r_src_pvol, 0) ||
+	    p_u64(x, "r_src_pjnl", 1, UINT32_MAX, &c.r_src_pjnl, 0))
 		return x->res->status;
+	if (!c.r_src_pvol != !c.r_src_pjnl) {
+		res_status(x->res, CB_INVALID, "r_src_pvol= and r_src_pjnl= go together (the primary "
+			   "device's vvols onto the auxiliary volume and journal, for swaps)");
+		return CB_INVALID;
+	}
 	if (mode && strcmp(mode, "auto") && strcmp(mode, "host")) {
 		res_status(x->res, CB_INVALID, "mode=%s: expected auto or host", mode);
 		return CB_INVALID;
@@ -893,4 +914,269 @@ int c_pair_resume(struct exec_ctx *x)
 		return x->res->status;
 	g_flag = 0;
 	return with_pair(x, (uint32_t)id, do_suspend);
+}
+
+/* ---- swap (seed 004 Figs. 19-21) ---- */
+
+static double mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Replace pair `id`'s open instance and record by `c` (a role change). */
+static int reopen_as(struct exec_ctx *x, const struct pair_cfg *c)
+{
+	struct pair *p = NULL;
+	int err, slot = -1;
+
+	delete_local(x->tables, c->id);
+	if ((err = tables_update(x->tables, put_rec, (void *)c)))
+		return err;
+	pthread_mutex_lock(&plock);
+	for (int k = 0; k < PAIRS_MAX && slot < 0; k++)
+		if (!open_p[k])
+			slot = k;
+	if (slot < 0 || (err = pair_open(c, &env, &p))) {
+		pthread_mutex_unlock(&plock);
+		return err ? err : -ENOSPC;
+	}
+	open_p[slot] = p;
+	attach_all(p, c);
+	pthread_mutex_unlock(&plock);
+	return 0;
+}
+
+static int get_cfg(uint32_t id, struct pair_status *st)
+{
+	struct pair *p;
+
+	pthread_mutex_lock(&plock);
+	p = find_open(id);
+	if (p)
+		pair_get_status(p, st);
+	pthread_mutex_unlock(&plock);
+	return p ? 0 : -ENOENT;
+}
+
+/* The primary's steps, sent by the aux device's module. */
+static int swap_step_primary(struct exec_ctx *x, uint32_t id, const char *step)
+{
+	struct pair_status st;
+	struct pair *p;
+	uint64_t last = 0;
+	char why[400];
+	int err;
+
+	if (get_cfg(id, &st)) {
+		res_status(x->res, CB_NOT_FOUND, "no pair %u on this device", id);
+		return CB_NOT_FOUND;
+	}
+	if (st.cfg.role != PAIR_PRIMARY) {
+		res_status(x->res, CB_INVALID, "pair %u: step=%s is for the primary device", id, step);
+		return CB_INVALID;
+	}
+	if (!strcmp(step, "freeze")) {
+		if (!st.cfg.r_src_pvol || !st.cfg.r_src_pjnl) {
+			res_status(x->res, CB_INVALID, "pair %u cannot swap: the primary device has no "
+				   "vvols onto the auxiliary volume and journal (pair-create r_src_pvol= "
+				   "r_src_pjnl=)", id);
+			return CB_INVALID;
+		}
+		pthread_mutex_lock(&plock);
+		p = find_open(id);
+		err = p ? pair_freeze(p, &last) : -ENOENT;
+		pthread_mutex_unlock(&plock);
+		if (err) {
+			res_status(x->res, err_status(err), "pair %u cannot be frozen: %s", id,
+				   err == -EBUSY ? "it is not journaling" : err == -EAGAIN ?
+				   "its journal is not loaded" : strerror(-err));
+			return x->res->status;
+		}
+		res_line(x->res, "swap id=%u step=freeze last=%" PRIu64, id, last);
+		res_status(x->res, CB_OK, "pair %u frozen at sequence %" PRIu64, id, last);
+		return CB_OK;
+	}
+	if (!strcmp(step, "thaw")) {
+		pthread_mutex_lock(&plock);
+		p = find_open(id);
+		err = p ? pair_thaw(p) : -ENOENT;
+		pthread_mutex_unlock(&plock);
+		res_status(x->res, err ? CB_FAILED : CB_OK, "pair %u %s", id, err ? "cannot thaw" :
+			   "journaling again");
+		return x->res->status;
+	}
+	if (!strcmp(step, "commit")) {
+		struct pair_cfg c = st.cfg;
+		struct vol *sj = vol_lookup(st.cfg.pjnl), *src = vol_lookup(st.cfg.r_src_pjnl);
+		uint64_t total = 0;
+
+		if (st.cfg.state != PAIR_FROZEN) {
+			res_status(x->res, CB_INVALID, "pair %u is %s, not frozen: no swap to commit", id,
+				   pair_state_name(st.cfg.state));
+			if (sj) vol_put(sj);
+			if (src) vol_put(src);
+			return CB_INVALID;
+		}
+		if (!sj || !src) {
+			res_status(x->res, CB_FAILED, "pair %u: volid %" PRIu64 " is not here", id,
+				   !sj ? st.cfg.pjnl : st.cfg.r_src_pjnl);
+			if (sj) vol_put(sj);
+			if (src) vol_put(src);
+			return CB_FAILED;
+		}
+		{
+			struct vol *rp = vol_lookup(st.cfg.r_src_pvol);
+
+			if (rp) {
+				total = rp->size_bytes;
+				vol_put(rp);
+			}
+		}
+		/* this device becomes the auxiliary one: its volume is the copy now */
+		memset(&c, 0, sizeof(c));
+		c.id = id;
+		c.role = PAIR_AUX;
+		c.svol = st.cfg.pvol;
+		c.sjnl = st.cfg.pjnl;
+		c.pvol = st.cfg.svol;
+		c.pjnl = st.cfg.sjnl;
+		c.src_pvol = st.cfg.r_src_pvol;
+		c.src_pjnl = st.cfg.r_src_pjnl;
+		c.s_peer = st.cfg.p_peer;
+		c.state = PAIR_PAIRED;
+		c.copy_pos = total;
+		c.auto_mode = cb_get(x->cb, "mode") && !strcmp(cb_get(x->cb, "mode"), "auto");
+		c.interval_ms = 1000;
+		if (cb_get(x->cb, "interval_ms"))
+			c.interval_ms = (uint32_t)strtoul(cb_get(x->cb, "interval_ms"), NULL, 10);
+		delete_local(x->tables, id);    /* closes the primary half first (hooks off) */
+		err = pair_format_aux(sj, src, id, c.juuid, why, sizeof(why));
+		vol_put(sj);
+		vol_put(src);
+		if (err || (err = reopen_as(x, &c))) {
+			res_status(x->res, CB_FAILED, "pair %u: cannot become the auxiliary device: %s", id,
+				   err ? why : strerror(-err));
+			return CB_FAILED;
+		}
+		tlog(TLOG_WARN, "pair %u: swapped: this device is auxiliary now (volid %" PRIu64
+		     " is the copy of the other device's volid %" PRIu64 ")", id, c.svol, c.pvol);
+		res_status(x->res, CB_OK, "pair %u: this device is auxiliary now", id);
+		return CB_OK;
+	}
+	res_status(x->res, CB_INVALID, "step=%s: expected freeze, thaw or commit", step);
+	return CB_INVALID;
+}
+
+int c_pair_swap(struct exec_ctx *x)
+{
+	uint64_t id, last = 0;
+	const char *step = cb_get(x->cb, "step");
+	struct pair_status st;
+	struct cb_reply reply;
+	struct pair *p;
+	struct pair_cfg c;
+	char a[32], b[32], d[32], e[32], why[400], buf[64];
+	const char *params[4] = { a, b, d, e };
+	double t0 = mono_now(), t_frozen;
+	int err;
+
+	if (p_u64(x, "id", 1, 65535, &id, 1))
+		return x->res->status;
+	pairs_reconcile();
+	if (step)
+		return swap_step_primary(x, (uint32_t)id, step);
+	/* issued on the auxiliary device (Fig. 19: by the host at the auxiliary site) */
+	if (get_cfg((uint32_t)id, &st)) {
+		res_status(x->res, CB_NOT_FOUND, "no pair %" PRIu64 " on this device", id);
+		return CB_NOT_FOUND;
+	}
+	if (st.cfg.role != PAIR_AUX || st.cfg.state != PAIR_PAIRED) {
+		res_status(x->res, CB_INVALID, "pair %" PRIu64 ": a swap is issued on the auxiliary "
+			   "device of a paired pair (this device is %s, the pair %s)", id,
+			   st.cfg.role == PAIR_AUX ? "auxiliary" : "primary",
+			   pair_state_name(st.cfg.state));
+		return CB_INVALID;
+	}
+	/* 1. the primary stops taking writes and says where its journal ends */
+	snprintf(a, sizeof(a), "id=%" PRIu64, id);
+	snprintf(b, sizeof(b), "step=freeze");
+	if ((err = remote_call(st.cfg.s_peer, "pair-swap", params, 2, &reply, why, sizeof(why))) ||
+	    reply.status != CB_OK || !reply.nlines ||
+	    !cb_rec_get(reply.lines[0], "last", buf, sizeof(buf))) {
+		res_status(x->res, err ? CB_FAILED : reply.status == CB_OK ? CB_FAILED : reply.status,
+			   "pair %" PRIu64 ": the primary device cannot freeze: %s", id,
+			   err ? why : reply.msg);
+		if (!err)
+			cb_reply_free(&reply);
+		return x->res->status;
+	}
+	last = strtoull(buf, NULL, 10);
+	cb_reply_free(&reply);
+	t_frozen = mono_now();
+	/* 2. Fig. 19 S1901-S1905: acquire and restore everything, confirm restore complete */
+	pthread_mutex_lock(&plock);
+	p = find_open((uint32_t)id);
+	pthread_mutex_unlock(&plock);
+	err = p ? pair_drain(p, last, 60) : -ENOENT;
+	if (err) {
+		snprintf(b, sizeof(b), "step=thaw");
+		if (!remote_call(st.cfg.s_peer, "pair-swap", params, 2, &reply, why, sizeof(why)))
+			cb_reply_free(&reply);
+		res_status(x->res, CB_FAILED, "pair %" PRIu64 ": the auxiliary device could not restore "
+			   "up to sequence %" PRIu64 " (%s); the swap is undone and the primary device "
+			   "journals again", id, last, strerror(-err));
+		return CB_FAILED;
+	}
+	/* 3. this device becomes the primary one: journaling before any host write */
+	memset(&c, 0, sizeof(c));
+	c.id = (uint32_t)id;
+	c.role = PAIR_PRIMARY;
+	c.pvol = st.cfg.svol;
+	c.pjnl = st.cfg.sjnl;
+	c.svol = st.cfg.pvol;
+	c.sjnl = st.cfg.pjnl;
+	c.p_peer = st.cfg.s_peer;
+	c.r_src_pvol = st.cfg.src_pvol;
+	c.r_src_pjnl = st.cfg.src_pjnl;
+	c.state = PAIR_JOURNALING;
+	delete_local(x->tables, (uint32_t)id);
+	{
+		struct vol *j = vol_lookup(c.pjnl);
+
+		err = j ? pair_format_primary(j, c.id, c.juuid, why, sizeof(why)) : -ENOENT;
+		if (j)
+			vol_put(j);
+	}
+	if (err || (err = reopen_as(x, &c))) {
+		res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot become the primary device (%s); "
+			   "the other device stays frozen: delete the pair there with local=1 and create "
+			   "it again", id, err ? why : strerror(-err));
+		return CB_FAILED;
+	}
+	/* 4. the old primary becomes the auxiliary device and pulls from here */
+	snprintf(b, sizeof(b), "step=commit");
+	snprintf(d, sizeof(d), "mode=%s", st.cfg.auto_mode ? "auto" : "host");
+	snprintf(e, sizeof(e), "interval_ms=%u", st.cfg.interval_ms ? st.cfg.interval_ms : 1000);
+	err = remote_call(st.cfg.s_peer, "pair-swap", params, 4, &reply, why, sizeof(why));
+	if (err || reply.status != CB_OK) {
+		res_status(x->res, CB_FAILED, "pair %" PRIu64 ": this device is primary now, but the "
+			   "other device did not become auxiliary: %s", id, err ? why : reply.msg);
+		if (!err)
+			cb_reply_free(&reply);
+		return CB_FAILED;
+	}
+	cb_reply_free(&reply);
+	pthread_mutex_lock(&plock);
+	if ((p = find_open((uint32_t)id)))
+		status_line(x->res, p);
+	pthread_mutex_unlock(&plock);
+	res_status(x->res, CB_OK, "pair %" PRIu64 " swapped: this device is primary (volid %" PRIu64
+		   "), the other auxiliary; restored up to sequence %" PRIu64 " first; host writes were "
+		   "held for %.0f ms; the swap took %.0f ms", id, c.pvol, last,
+		   (mono_now() - t_frozen) * 1000, (mono_now() - t0) * 1000);
+	tlog(TLOG_WARN, "%s", x->res->msg);
+	return CB_OK;
 }

@@ -24,5 +24,6 @@ int c_pair_mode(struct exec_ctx *x);
 int c_pair_confirm(struct exec_ctx *x);
 int c_pair_suspend(struct exec_ctx *x);
 int c_pair_resume(struct exec_ctx *x);
+int c_pair_swap(struct exec_ctx *x);
 
 #endif

@@ -80,6 +80,8 @@ struct pair {
 	struct timespec tok_t;
 };
 
+static int persist_now(struct pair *p);
+
 static uint64_t now_ns(void)
 {
 	struct timespec t;
@@ -106,13 +108,14 @@ const char *pair_state_name(enum pair_state s)
 	case PAIR_COPYING: return "copying";
 	case PAIR_PAIRED: return "paired";
 	case PAIR_SUSPENDED: return "suspended";
+	case PAIR_FROZEN: return "frozen";
 	}
 	return "?";
 }
 
 int pair_state_parse(const char *s, enum pair_state *out)
 {
-	for (int i = PAIR_JOURNALING; i <= PAIR_SUSPENDED; i++)
+	for (int i = PAIR_JOURNALING; i <= PAIR_FROZEN; i++)
 		if (!strcmp(s, pair_state_name((enum pair_state)i))) {
 			*out = (enum pair_state)i;
 			return 0;
@@ -297,6 +300,7 @@ static void mark_applied(struct pair *p, uint64_t seq)
 		p->done[(p->applied + 1) % DONE_W] = 0;
 		p->applied++;
 	}
+	pthread_cond_broadcast(&p->cv);     /* a freeze waits for this */
 }
 
 static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t off, uint64_t len)
@@ -318,6 +322,12 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	memset(w->mask, 0, sizeof(w->mask));
 	if (p->cfg.state == PAIR_SUSPENDED)
 		return 0;
+	if (p->cfg.state == PAIR_FROZEN) {
+		wdepth--;
+		tlog(TLOG_WARN, "pair %u: host write to volid %" PRIu64 " refused: a swap is under way "
+		     "(this volume is becoming the auxiliary copy)", p->cfg.id, v->volid);
+		return -EACCES;
+	}
 	me.e.data_crc = tcrc32c(buf, len);
 	rl_mask(w->mask, off, len);
 	rl_lock(p, w->mask);
@@ -326,6 +336,10 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	if (p->cfg.state == PAIR_SUSPENDED) {
 		pthread_mutex_unlock(&p->mu);
 		return 0;           /* the mask stays: post_write unlocks */
+	}
+	if (p->cfg.state == PAIR_FROZEN) {
+		err = -EACCES;
+		goto refuse;
 	}
 	if (!p->ready) {
 		err = -EAGAIN;
@@ -817,6 +831,64 @@ int pair_purge(struct pair *p, uint64_t upto, uint64_t *jout)
 	err = write_hdr(p, j, &snap);
 	vol_put(j);
 	return err;
+}
+
+int pair_freeze(struct pair *p, uint64_t *last)
+{
+	struct timespec until;
+	int err = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_PRIMARY || (p->cfg.state != PAIR_JOURNALING &&
+					    p->cfg.state != PAIR_FROZEN)) {
+		err = p->cfg.role != PAIR_PRIMARY ? -EINVAL : -EBUSY;
+		pthread_mutex_unlock(&p->mu);
+		return err;
+	}
+	if (!p->ready) {
+		pthread_mutex_unlock(&p->mu);
+		return -EAGAIN;
+	}
+	p->cfg.state = PAIR_FROZEN;
+	/* writes already past their sequence number finish; new ones are refused */
+	deadline(&until, 30);
+	while (p->applied + 1 < p->next_seq || p->qhead)
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT) {
+			err = -ETIMEDOUT;
+			break;
+		}
+	*last = p->next_seq - 1;
+	if (err) {
+		p->cfg.state = PAIR_JOURNALING;
+		pthread_mutex_unlock(&p->mu);
+		return err;
+	}
+	{
+		struct jrnl_hdr snap;
+		struct vol *j = p->pjnl;
+
+		primary_header_snapshot(p, &snap);
+		vol_get(j);
+		pthread_mutex_unlock(&p->mu);
+		err = write_hdr(p, j, &snap);
+		vol_put(j);
+		pthread_mutex_lock(&p->mu);
+	}
+	tlog(TLOG_WARN, "pair %u: frozen for a swap at sequence %" PRIu64 ": host writes to volid %"
+	     PRIu64 " are refused until it ends", p->cfg.id, *last, p->cfg.pvol);
+	return err ? (pthread_mutex_unlock(&p->mu), err) : persist_now(p);
+}
+
+int pair_thaw(struct pair *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_PRIMARY || p->cfg.state != PAIR_FROZEN) {
+		pthread_mutex_unlock(&p->mu);
+		return p->cfg.role != PAIR_PRIMARY ? -EINVAL : 0;
+	}
+	p->cfg.state = PAIR_JOURNALING;
+	tlog(TLOG_WARN, "pair %u: swap undone: journaling again", p->cfg.id);
+	return persist_now(p);
 }
 
 /* ---- aux: copy, acquisition, restore ---- */
@@ -1450,12 +1522,42 @@ int pair_restore(struct pair *p, uint64_t upto, uint64_t *target)
 
 static int persist_now(struct pair *p)
 {
+	/* (defined here, declared above for the primary's freeze) */
 	struct pair_cfg c;
 
 	c = p->cfg;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return p->env.persist ? p->env.persist(p->env.ctx, &c) : 0;
+}
+
+int pair_drain(struct pair *p, uint64_t last, double timeout_s)
+{
+	struct timespec until;
+	int err = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_AUX) {
+		pthread_mutex_unlock(&p->mu);
+		return -EINVAL;
+	}
+	if (!last)
+		last = p->h.read_completed;
+	if (p->h.to_be_read < last)
+		p->h.to_be_read = last;
+	if (p->h.to_be_restored < last)
+		p->h.to_be_restored = last;
+	pthread_cond_broadcast(&p->cv);
+	deadline(&until, timeout_s);
+	while (p->h.restore_completed < last && p->cfg.state != PAIR_SUSPENDED)
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT) {
+			err = -ETIMEDOUT;
+			break;
+		}
+	if (!err && p->h.restore_completed < last)
+		err = -EAGAIN;     /* suspended meanwhile */
+	pthread_mutex_unlock(&p->mu);
+	return err;
 }
 
 int pair_set_mode(struct pair *p, int auto_mode, uint32_t interval_ms, uint32_t rate_mb)
@@ -1571,7 +1673,7 @@ void pair_attach(struct pair *p, struct vol *v)
 		else if (v->volid == p->cfg.pjnl)
 			attach_one(p, &p->pjnl, v, &p->guard_j);
 		if (!p->ready && p->pvol && p->pjnl && p->cfg.state != PAIR_SUSPENDED)
-			primary_load(p);
+			primary_load(p);   /* FROZEN too: the journal is read for the swap */
 	} else {
 		if (v->volid == p->cfg.svol)
 			attach_one(p, &p->svol, v, &p->guard_s);

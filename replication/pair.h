@@ -13,7 +13,10 @@
 #include "replication/journal.h"
 
 enum pair_role { PAIR_PRIMARY = 1, PAIR_AUX = 2 };
-enum pair_state { PAIR_JOURNALING = 0, PAIR_COPYING = 1, PAIR_PAIRED = 2, PAIR_SUSPENDED = 3 };
+/* FROZEN: a primary during a swap: host writes refused (DATA PROTECT), nothing journaled; kept
+ * across a restart until the swap commits or is undone */
+enum pair_state { PAIR_JOURNALING = 0, PAIR_COPYING = 1, PAIR_PAIRED = 2, PAIR_SUSPENDED = 3,
+		  PAIR_FROZEN = 4 };
 
 struct pair_cfg {
 	uint32_t id;
@@ -21,6 +24,8 @@ struct pair_cfg {
 	uint64_t pvol, pjnl, svol, sjnl;      /* the local ones are used, the others recorded */
 	uint64_t src_pvol, src_pjnl, s_peer;  /* aux: local vvols onto the primary device */
 	uint64_t p_peer;                      /* primary: local vvol onto the aux's command device */
+	uint64_t r_src_pvol, r_src_pjnl;      /* primary: local vvols onto the aux's S-VOL and
+					       * journal: what this device pulls after a swap */
 	enum pair_state state;
 	uint64_t copy_pos;                    /* aux, copying: bytes copied */
 	int auto_mode;                        /* aux: pull and restore by itself */
@@ -68,6 +73,13 @@ int pair_resume(struct pair *p);
  * after it. */
 int pair_confirm(struct pair *p, uint64_t read_completed);
 int pair_purge(struct pair *p, uint64_t upto, uint64_t *jout);
+/* primary, swap: refuse new host writes, wait for those in flight, record FROZEN; *last = the
+ * last journaled sequence. thaw: journaling again (a swap that did not happen). */
+int pair_freeze(struct pair *p, uint64_t *last);
+int pair_thaw(struct pair *p);
+/* aux, swap and takeover: acquire and restore up to `last` (0: everything acquired), waiting at
+ * most timeout_s. 0, -ETIMEDOUT (status says how far it got), -EINVAL not an aux. */
+int pair_drain(struct pair *p, uint64_t last, double timeout_s);
 
 struct pair_status {
 	struct pair_cfg cfg;

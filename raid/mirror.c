@@ -10,16 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raid/bitmap.h"
 #include "raid/tlog.h"
-#include "raid/util.h"
 
-/* Bitmap file: header 4 KiB (0 magic "TNDMMBMP" | 8 version | 12 length 4096 | 16 crc32c |
- * 20 mirror id | 24 granule bytes | 32 bits | 40.. reserved), then blocks of 4 KiB: 4092 bytes
- * of bits + a CRC32C of them (little-endian, at byte 4092). */
+/* The update bitmap: a persistent bitmap (raid/bitmap.h) of this magic, owned by the mirror id. */
 #define BM_MAGIC "TNDMMBMP"
-#define BM_HDR 4096u
-#define BM_BLK 4096u
-#define BM_BITS_PER_BLK ((BM_BLK - 4u) * 8u)
+#define BM_BITS_PER_BLK PBM_BITS_PER_BLOCK
 #define GLOCKS 1024
 #define CHECKPOINT_GRANULES 64
 
@@ -33,11 +29,9 @@ struct mirror {
 	int hooked;
 	pthread_mutex_t glock[GLOCKS];  /* granule g: glock[g % GLOCKS] */
 	/* bitmap */
-	int fd;
-	uint64_t nbits, nblk;
-	uint8_t *blk;                   /* nblk blocks as on disk */
+	struct pbm *bm;                 /* bits set: must and intent; changed under bm_lock */
+	uint64_t nbits, nblk;           /* granules, bitmap blocks */
 	pthread_mutex_t bm_lock;
-	uint64_t dirty;                 /* bits set (intent included); bm_lock */
 	uint8_t *must;                  /* granules the secondary lacks (not mere intent); bm_lock */
 	uint64_t must_count;            /* bm_lock */
 	uint32_t *inflight;             /* per bitmap block: duplexed writes in flight; bm_lock */
@@ -67,27 +61,6 @@ const char *mirror_state_name(enum mirror_state s)
 
 uint32_t mirror_id(struct mirror *m) { return m->cfg.id; }
 
-static int bit_get(struct mirror *m, uint64_t g)
-{
-	uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
-
-	return m->blk[b * BM_BLK + i / 8] >> (i % 8) & 1;
-}
-
-static int blk_write(struct mirror *m, uint64_t b, int sync)
-{
-	uint8_t *p = m->blk + b * BM_BLK;
-	off_t off = (off_t)(BM_HDR + b * BM_BLK);
-	int err;
-
-	put_le32(p + BM_BLK - 4, tcrc32c(p, BM_BLK - 4));
-	err = full_pwrite(m->fd, p, BM_BLK, off);
-	if (!err && sync && sync_file_range(m->fd, off, BM_BLK, SYNC_FILE_RANGE_WAIT_BEFORE |
-					    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER))
-		err = fdatasync(m->fd) ? -errno : 0;
-	return err;
-}
-
 static int must_get(struct mirror *m, uint64_t g) { return m->must[g / 8] >> (g % 8) & 1; }
 
 static void must_set(struct mirror *m, uint64_t g)
@@ -111,25 +84,12 @@ static void must_clear(struct mirror *m, uint64_t g)
  * writes, which the cleaner clears once both volumes are flushed. */
 static int bits_set(struct mirror *m, uint64_t g0, uint64_t g1, int must)
 {
-	uint64_t last_blk = UINT64_MAX;
-	int err = 0;
+	int err;
 
 	pthread_mutex_lock(&m->bm_lock);
-	for (uint64_t g = g0; g <= g1 && g < m->nbits; g++) {
-		uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
-
-		if (must)
-			must_set(m, g);
-		if (bit_get(m, g))
-			continue;
-		m->blk[b * BM_BLK + i / 8] |= (uint8_t)(1u << (i % 8));
-		m->dirty++;
-		if (b != last_blk && last_blk != UINT64_MAX && !err)
-			err = blk_write(m, last_blk, 1);
-		last_blk = b;
-	}
-	if (last_blk != UINT64_MAX && !err)
-		err = blk_write(m, last_blk, 1);
+	for (uint64_t g = g0; must && g <= g1 && g < m->nbits; g++)
+		must_set(m, g);
+	err = pbm_set(m->bm, g0, g1, NULL);
 	pthread_mutex_unlock(&m->bm_lock);
 	if (err)
 		tlog(TLOG_ERR, "mirror %u: cannot record updates in %s: %s", m->cfg.id,
@@ -139,89 +99,27 @@ static int bits_set(struct mirror *m, uint64_t g0, uint64_t g1, int must)
 
 static void bit_clear(struct mirror *m, uint64_t g)
 {
-	uint64_t b = g / BM_BITS_PER_BLK, i = g % BM_BITS_PER_BLK;
-
 	pthread_mutex_lock(&m->bm_lock);
 	must_clear(m, g);
-	if (bit_get(m, g)) {
-		m->blk[b * BM_BLK + i / 8] &= (uint8_t)~(1u << (i % 8));
-		m->dirty--;
-		blk_write(m, b, 0);   /* a lost clear only costs a second copy */
-	}
+	pbm_clear(m->bm, g);   /* lazily written: a lost clear only costs a second copy */
 	pthread_mutex_unlock(&m->bm_lock);
 }
 
 static int bitmap_open(struct mirror *m, int create, char *why, size_t why_len)
 {
-	uint8_t h[BM_HDR] = { 0 };
 	int err;
 
-	m->nbits = (m->cfg.size_bytes + m->cfg.granule_bytes - 1) / m->cfg.granule_bytes;
+	err = pbm_open(m->cfg.bitmap_path, BM_MAGIC, m->cfg.id, m->cfg.size_bytes,
+		       m->cfg.granule_bytes, create, "mirror", &m->bm, why, why_len);
+	if (err)
+		return err;
+	m->nbits = pbm_bits(m->bm);
 	m->nblk = (m->nbits + BM_BITS_PER_BLK - 1) / BM_BITS_PER_BLK;
-	m->blk = calloc(m->nblk ? m->nblk : 1, BM_BLK);
 	m->must = calloc((m->nbits + 7) / 8 + 1, 1);
-	if (!m->blk || !m->must)
+	if (!m->must)
 		return -ENOMEM;
-	m->fd = open(m->cfg.bitmap_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
-	if (m->fd < 0) {
-		err = -errno;
-		snprintf(why, why_len, "mirror bitmap %s: %s", m->cfg.bitmap_path, strerror(errno));
-		return err;
-	}
-	if (create) {
-		memcpy(h, BM_MAGIC, 8);
-		put_le32(h + 8, 1);
-		put_le32(h + 12, BM_HDR);
-		put_le32(h + 20, m->cfg.id);
-		put_le64(h + 24, m->cfg.granule_bytes);
-		put_le64(h + 32, m->nbits);
-		put_le32(h + 16, tcrc32c(h, BM_HDR));
-		if ((err = full_pwrite(m->fd, h, BM_HDR, 0)))
-			goto werr;
-		for (uint64_t b = 0; b < m->nblk; b++)
-			if ((err = blk_write(m, b, 0)))
-				goto werr;
-		if (fdatasync(m->fd)) {
-			err = -errno;
-			goto werr;
-		}
-		return 0;
-werr:
-		snprintf(why, why_len, "mirror bitmap %s: cannot write: %s", m->cfg.bitmap_path,
-			 strerror(-err));
-		return err;
-	}
-	if ((err = full_pread(m->fd, h, BM_HDR, 0)) || memcmp(h, BM_MAGIC, 8)) {
-		snprintf(why, why_len, "mirror bitmap %s: no mirror bitmap header", m->cfg.bitmap_path);
-		return -EPROTO;
-	}
-	{
-		uint32_t crc = get_le32(h + 16);
-
-		put_le32(h + 16, 0);
-		if (tcrc32c(h, BM_HDR) != crc || get_le32(h + 8) != 1 || get_le32(h + 20) != m->cfg.id ||
-		    get_le64(h + 24) != m->cfg.granule_bytes || get_le64(h + 32) != m->nbits) {
-			snprintf(why, why_len, "mirror bitmap %s: header damaged or of another mirror",
-				 m->cfg.bitmap_path);
-			return -EPROTO;
-		}
-	}
-	for (uint64_t b = 0; b < m->nblk; b++) {
-		uint8_t *p = m->blk + b * BM_BLK;
-
-		if ((err = full_pread(m->fd, p, BM_BLK, (off_t)(BM_HDR + b * BM_BLK))) ||
-		    get_le32(p + BM_BLK - 4) != tcrc32c(p, BM_BLK - 4)) {
-			snprintf(why, why_len, "mirror bitmap %s: block %" PRIu64 " damaged (CRC32C): "
-				 "refusing to guess which granules changed", m->cfg.bitmap_path, b);
-			return -EPROTO;
-		}
-	}
-	for (uint64_t g = 0; g < m->nbits; g++) {
-		if (bit_get(m, g)) {
-			m->dirty++;
-			must_set(m, g);   /* after a restart nothing is mere intent */
-		}
-	}
+	for (uint64_t g = 0; pbm_next(m->bm, g, &g) == 0; g++)
+		must_set(m, g);   /* after a restart nothing is mere intent */
 	return 0;
 }
 
@@ -308,9 +206,11 @@ static int hook_pre(struct vol_hook *h, struct vol *v, const void *buf, uint64_t
 			if (!err)
 				__atomic_add_fetch(&m->recorded, 1, __ATOMIC_RELAXED);
 		} else if ((end = duplex_end(m, off, len)) > off) {
+			/* in flight before the bit is set: the cleaner must not clear it meanwhile */
+			intent_begin(m, off, end);
 			err = bits_set(m, off / m->cfg.granule_bytes, (end - 1) / m->cfg.granule_bytes, 0);
-			if (!err)
-				intent_begin(m, off, end);
+			if (err)
+				intent_end(m, off, end);
 		}
 	}
 	if (err) {
@@ -401,7 +301,7 @@ static int hook_read_error(struct vol_hook *h, struct vol *v, void *buf, uint64_
 		pthread_mutex_lock(&m->bm_lock);
 		for (uint64_t g = off / m->cfg.granule_bytes;
 		     g <= (off + len - 1) / m->cfg.granule_bytes && clean; g++)
-			clean = !bit_get(m, g);
+			clean = !pbm_get(m->bm, g);
 		pthread_mutex_unlock(&m->bm_lock);
 		if (clean && vol_read(m->secondary, buf, off, len) == 0) {
 			__atomic_add_fetch(&m->sec_reads, 1, __ATOMIC_RELAXED);
@@ -432,15 +332,15 @@ static void clean_intent(struct mirror *m)
 		return;
 	}
 	pthread_mutex_lock(&m->bm_lock);
-	for (uint64_t b = 0; b < m->nblk && m->dirty; b++) {
-		int any = 0;
+	/* blocks with a bit set (the next set bit, then on from the following block) */
+	for (uint64_t g = 0; pbm_next(m->bm, g, &g) == 0;) {
+		uint64_t b = g / BM_BITS_PER_BLK;
 
-		for (uint64_t i = 0; i < BM_BLK - 4 && !any; i++)
-			any = m->blk[b * BM_BLK + i] != 0;
-		if (any && !m->inflight[b] && now > m->last_ns[b] && now - m->last_ns[b] >= 2000000000ull) {
+		if (!m->inflight[b] && now > m->last_ns[b] && now - m->last_ns[b] >= 2000000000ull) {
 			cand[b] = 1;
 			n++;
 		}
+		g = (b + 1) * BM_BITS_PER_BLK;
 	}
 	pthread_mutex_unlock(&m->bm_lock);
 	if (n && vol_flush(m->primary) == 0 && vol_flush(m->secondary) == 0) {
@@ -449,16 +349,8 @@ static void clean_intent(struct mirror *m)
 			if (!cand[b] || m->inflight[b] || m->last_ns[b] >= now ||
 			    now - m->last_ns[b] < 2000000000ull)
 				continue;
-			for (uint64_t g = b * BM_BITS_PER_BLK; g < (b + 1) * BM_BITS_PER_BLK && g < m->nbits;
-			     g++) {
-				uint64_t i = g % BM_BITS_PER_BLK;
-
-				if (!bit_get(m, g) || must_get(m, g))
-					continue;   /* must bits stay for a resync */
-				m->blk[b * BM_BLK + i / 8] &= (uint8_t)~(1u << (i % 8));
-				m->dirty--;
-			}
-			blk_write(m, b, 0);
+			/* must bits stay for a resync; the block is written lazily */
+			pbm_clear_range(m->bm, b * BM_BITS_PER_BLK, (b + 1) * BM_BITS_PER_BLK - 1, m->must);
 		}
 		pthread_mutex_unlock(&m->bm_lock);
 	}
@@ -530,7 +422,6 @@ int mirror_open(const struct mirror_cfg *cfg, int create, mirror_persist_fn *pf,
 	m->cfg = *cfg;
 	m->persist = pf;
 	m->ctx = ctx;
-	m->fd = -1;
 	{
 		pthread_rwlockattr_t a;
 
@@ -633,12 +524,7 @@ void mirror_close(struct mirror *m, int remove_bitmap)
 		mirror_detach(m, m->primary);
 	if (m->secondary)
 		mirror_detach(m, m->secondary);
-	if (m->fd >= 0) {
-		fdatasync(m->fd);
-		close(m->fd);
-	}
-	if (remove_bitmap)
-		unlink(m->cfg.bitmap_path);
+	pbm_close(m->bm, remove_bitmap);
 	for (int i = 0; i < GLOCKS; i++)
 		pthread_mutex_destroy(&m->glock[i]);
 	pthread_mutex_destroy(&m->bm_lock);
@@ -646,7 +532,6 @@ void mirror_close(struct mirror *m, int remove_bitmap)
 	pthread_rwlock_destroy(&m->state_lock);
 	free(m->inflight);
 	free(m->last_ns);
-	free(m->blk);
 	free(m->must);
 	free(m);
 }
@@ -846,7 +731,7 @@ void mirror_get_status(struct mirror *m, struct mirror_status *st)
 	pthread_rwlock_unlock(&m->state_lock);
 	pthread_mutex_lock(&m->bm_lock);
 	st->dirty_granules = m->must_count;
-	st->intent_granules = m->dirty - m->must_count;
+	st->intent_granules = pbm_count(m->bm) - m->must_count;
 	pthread_mutex_unlock(&m->bm_lock);
 	st->copied_bytes = __atomic_load_n(&m->copied, __ATOMIC_RELAXED);
 	st->duplexed_writes = __atomic_load_n(&m->duplexed, __ATOMIC_RELAXED);

@@ -8,8 +8,16 @@
 # Mirror: a 3D+1P LU mirrored to a 4D+1P LU of the same device (docs/mirror.md): duplexed write
 # throughput against the unmirrored 3D+1P LU, the initial copy rate against a sequential read of
 # the primary, and resyncs after 1 %, 10 % and 50 % of the volume was dirtied while split.
+# Remote replication (docs/replication.md): scripts/bench-replication.sh, run last on two devices
+# of its own: journaling on against off, the copy formation against a raw read, lag under load.
+#   BENCH_ONLY=replication scripts/bench.sh    only that part (table: build/bench/replication.txt)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+case ${BENCH_ONLY:-all} in
+    all) ;;
+    replication) exec "$top/scripts/bench-replication.sh" ;;
+    *) echo "BENCH_ONLY: 'replication' or unset (everything)" >&2; exit 2 ;;
+esac
 RUNS=${BENCH_RUNS:-3}
 SECS=${BENCH_SECONDS:-5}
 out_dir=$top/build/bench
@@ -195,5 +203,9 @@ table=$out_dir/latest.txt
 } | tee "$table"
 device_stop b1
 device_stop b2
+# their member files out of the way (page cache) before the replication devices start
+rm -f "$WORK"/rdwr.img "$WORK"/peer.img "$WORK"/{r3,r4,nb,dg,mp,ms}-*
+"$top/scripts/bench-replication.sh"
+cat "$out_dir/replication.txt" >> "$table"
 echo
 echo "saved: ${table#$top/} (raw runs: ${raw#$top/})"

@@ -788,7 +788,8 @@ const struct command commands[] = {
 	{ 23, "mirror-status", "[id]", c_mirror_status, "state, dirty bytes, progress" },
 	{ 24, "mirror-delete", "id", c_mirror_delete, "detach the mirror (volumes stay)" },
 	{ 30, "pair-create", "id role pvol pjnl svol sjnl src_pvol src_pjnl s_peer p_peer [mode] "
-	  "[interval_ms] [rate_mb] [r_src_pvol] [r_src_pjnl] [forwarded]", c_pair_create,
+	  "[interval_ms] [rate_mb] [r_src_pvol] [r_src_pjnl] [overflow] [warn_pct] [granule_kib] "
+	  "[forwarded]", c_pair_create,
 	  "form a replication pair (both devices; role= is this device's part)" },
 	{ 31, "pair-status", "[id]", c_pair_status, "journal pointers, copy progress, lag" },
 	{ 32, "pair-acquire", "id [upto]", c_pair_acquire,
@@ -806,6 +807,13 @@ const struct command commands[] = {
 	{ 39, "pair-resume", "id", c_pair_resume, "aux: restart acquisition and restore" },
 	{ 40, "pair-swap", "id [step] [mode] [interval_ms]", c_pair_swap,
 	  "aux: swap roles (restore everything, then this device is primary); step= is internal" },
+	{ 41, "pair-resync", "id [step] [takeover_seq] [mode] [interval_ms]", c_pair_resync,
+	  "copy only what changed (after an overflow or a takeover), then replicate again" },
+	{ 42, "pair-dirty", "id [from]", c_pair_dirty, "primary: the changed granules (for a resync)" },
+	{ 43, "pair-delta-done", "id", c_pair_delta_done,
+	  "primary: the auxiliary device copied the delta (sent by its module)" },
+	{ 44, "pair-takeover", "id", c_pair_takeover,
+	  "aux: the primary device is gone: restore what was acquired, become primary alone" },
 #ifdef TANDEM_FAULT_INJECTION
 	{ 90, "raid-fault", "volid member op mode [n] [ppm] [seed]", c_raid_fault,
 	  "test builds: inject member faults" },

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmdvol/remote.h"
 #include "raid/tlog.h"
@@ -33,6 +34,15 @@ static uint64_t rec_u64(const char *line, const char *key)
 	char b[64];
 
 	return tbl_get(line, key, b, sizeof(b)) ? strtoull(b, NULL, 10) : 0;
+}
+
+static void set_paths(struct pair_cfg *c)
+{
+	struct tables *t = tables_now();
+
+	if (t)
+		snprintf(c->bitmap_path, sizeof(c->bitmap_path), "%s.pair%u.bitmap", tables_path(t),
+			 c->id);
 }
 
 static int rec_to_cfg(const char *line, struct pair_cfg *c)
@@ -66,6 +76,15 @@ static int rec_to_cfg(const char *line, struct pair_cfg *c)
 		return -EINVAL;
 	if (tbl_get(line, "reason", b, sizeof(b)) && strcmp(b, "-"))
 		cb_pct_decode(b, c->reason, sizeof(c->reason));
+	c->overflow_throttle = tbl_get(line, "overflow", b, sizeof(b)) && !strcmp(b, "throttle");
+	c->warn_pct = (uint32_t)rec_u64(line, "warn_pct");
+	c->granule_bytes = rec_u64(line, "granule_bytes");
+	c->delta = (int)rec_u64(line, "delta");
+	c->delta_fetched = (int)rec_u64(line, "delta_fetched");
+	c->resynced = (int)rec_u64(line, "resynced");
+	c->takeover_seq = rec_u64(line, "takeover_seq");
+	c->consistent_ns = rec_u64(line, "consistent_ns");
+	set_paths(c);
 	return 0;
 }
 
@@ -84,12 +103,16 @@ static int put_rec(struct tbl_recs *r, void *arg)
 		       " sjnl=%" PRIu64 " src_pvol=%" PRIu64 " src_pjnl=%" PRIu64 " s_peer=%" PRIu64
 		       " p_peer=%" PRIu64 " r_src_pvol=%" PRIu64 " r_src_pjnl=%" PRIu64
 		       " state=%s copy_pos=%" PRIu64 " mode=%s interval_ms=%u"
-		       " rate_mb=%u juuid=%s reason=%s", c->id,
+		       " rate_mb=%u juuid=%s reason=%s overflow=%s warn_pct=%u granule_bytes=%" PRIu64
+		       " delta=%d delta_fetched=%d resynced=%d takeover_seq=%" PRIu64
+		       " consistent_ns=%" PRIu64, c->id,
 		       c->role == PAIR_PRIMARY ? "primary" : "aux", c->pvol, c->pjnl, c->svol, c->sjnl,
 		       c->src_pvol, c->src_pjnl, c->s_peer, c->p_peer, c->r_src_pvol, c->r_src_pjnl,
 		       pair_state_name(c->state),
 		       c->copy_pos, c->auto_mode ? "auto" : "host", c->interval_ms, c->rate_mb, u,
-		       reason);
+		       reason, c->overflow_throttle ? "throttle" : "suspend", c->warn_pct,
+		       c->granule_bytes, c->delta, c->delta_fetched, c->resynced, c->takeover_seq,
+		       c->consistent_ns);
 }
 
 static int del_rec(struct tbl_recs *r, void *arg)
@@ -141,7 +164,70 @@ static int confirm_cb(void *ctx, const struct pair_cfg *c, uint64_t rc, int purg
 	return err;
 }
 
-static const struct pair_env env = { .persist = persist_cb, .confirm = confirm_cb };
+/* aux: the primary's changed granules, through s_peer ("pair-dirty id= from=") */
+static int fetch_dirty_cb(void *ctx, const struct pair_cfg *c, struct pbm *into, char *why,
+			  size_t why_len)
+{
+	uint64_t from = 0, bits = UINT64_MAX;
+	int err = 0;
+
+	(void)ctx;
+	while (from < bits && !err) {
+		char a[32], b[40], buf[40];
+		const char *params[2] = { a, b };
+		struct cb_reply r;
+
+		snprintf(a, sizeof(a), "id=%u", c->id);
+		snprintf(b, sizeof(b), "from=%" PRIu64, from);
+		if ((err = remote_call(c->s_peer, "pair-dirty", params, 2, &r, why, why_len)))
+			break;
+		if (r.status != CB_OK) {
+			snprintf(why, why_len, "%s: %s", cb_status_name(r.status), r.msg);
+			cb_reply_free(&r);
+			return -EPROTO;
+		}
+		for (int i = 0; i < r.nlines && !err; i++) {
+			uint64_t f, n;
+
+			if (cb_rec_get(r.lines[i], "next", buf, sizeof(buf))) {
+				from = strtoull(buf, NULL, 10);
+				if (cb_rec_get(r.lines[i], "bits", buf, sizeof(buf)))
+					bits = strtoull(buf, NULL, 10);
+				continue;
+			}
+			if (!cb_rec_get(r.lines[i], "first", buf, sizeof(buf)))
+				continue;
+			f = strtoull(buf, NULL, 10);
+			n = cb_rec_get(r.lines[i], "count", buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
+			if (n && (err = pbm_set(into, f, f + n - 1, NULL)))
+				snprintf(why, why_len, "cannot record the delta: %s", strerror(-err));
+		}
+		cb_reply_free(&r);
+	}
+	return err;
+}
+
+static int delta_done_cb(void *ctx, const struct pair_cfg *c, char *why, size_t why_len)
+{
+	char a[32];
+	const char *params[1] = { a };
+	struct cb_reply r;
+	int err;
+
+	(void)ctx;
+	snprintf(a, sizeof(a), "id=%u", c->id);
+	if ((err = remote_call(c->s_peer, "pair-delta-done", params, 1, &r, why, why_len)))
+		return err;
+	if (r.status != CB_OK) {
+		snprintf(why, why_len, "%s: %s", cb_status_name(r.status), r.msg);
+		err = -EPROTO;
+	}
+	cb_reply_free(&r);
+	return err;
+}
+
+static const struct pair_env env = { .persist = persist_cb, .confirm = confirm_cb,
+				     .fetch_dirty = fetch_dirty_cb, .delta_done = delta_done_cb };
 
 /* ---- registry ---- */
 
@@ -302,7 +388,9 @@ static void status_line(struct cb_result *res, struct pair *p)
 			 " applied=%" PRIu64 " entries=%" PRIu64 " used_bytes=%" PRIu64
 			 " data_bytes=%" PRIu64 " used_percent=%.1f writes=%" PRIu64
 			 " journal_bytes=%" PRIu64 " batches=%" PRIu64 " waits_full=%" PRIu64
-			 " journal_uuid=%s missing=%s reason=%s",
+			 " journal_uuid=%s missing=%s reason=%s overflow=%s warn_pct=%u warning=%d"
+			 " bitmap_granules=%" PRIu64 " granule_bytes=%" PRIu64 " takeover_seq=%" PRIu64
+			 " resync_pending=%d",
 			 st.cfg.id, pair_state_name(st.cfg.state), st.ready, st.cfg.pvol, st.cfg.pjnl,
 			 st.cfg.svol, st.cfg.sjnl, st.jin, st.jout,
 			 h->data_bytes ? jrnl_pos_lba(h, st.jin_pos) : 0,
@@ -310,7 +398,10 @@ static void status_line(struct cb_result *res, struct pair *p)
 			 st.jin - st.jout, used, h->data_bytes,
 			 h->data_bytes ? 100.0 * (double)used / (double)h->data_bytes : 0.0, st.writes,
 			 st.journal_bytes, st.batches, st.waits_full, u,
-			 st.missing[0] ? st.missing : "-", reason);
+			 st.missing[0] ? st.missing : "-", reason,
+			 st.cfg.overflow_throttle ? "throttle" : "suspend",
+			 st.cfg.warn_pct ? st.cfg.warn_pct : 80, st.warning, st.bitmap_granules,
+			 st.cfg.granule_bytes, st.cfg.takeover_seq, st.cfg.resynced);
 		return;
 	}
 	{
@@ -336,7 +427,8 @@ static void status_line(struct cb_result *res, struct pair *p)
 			 " lag_seconds=%.3f link=%s confirmed_sent=%" PRIu64
 			 " acquired_entries=%" PRIu64 " acquired_bytes=%" PRIu64
 			 " restored_entries=%" PRIu64 " restored_bytes=%" PRIu64
-			 " journal_uuid=%s missing=%s reason=%s last_error=%s",
+			 " journal_uuid=%s missing=%s reason=%s last_error=%s consistent=%d"
+			 " consistent_seconds=%.3f delta=%d delta_granules=%" PRIu64,
 			 st.cfg.id, pair_state_name(st.cfg.state), st.ready,
 			 st.cfg.auto_mode ? "auto" : "host", st.cfg.interval_ms, st.cfg.rate_mb,
 			 st.cfg.pvol, st.cfg.pjnl, st.cfg.svol, st.cfg.sjnl, st.restore_completed,
@@ -350,7 +442,11 @@ static void status_line(struct cb_result *res, struct pair *p)
 			 st.known_head_pos > st.restore_pos ? st.known_head_pos - st.restore_pos : 0,
 			 lag_s, st.link_up ? "up" : "down", st.confirmed_sent, st.acquired_entries,
 			 st.acquired_bytes, st.restored_entries, st.restored_bytes, u,
-			 st.missing[0] ? st.missing : "-", reason, err);
+			 st.missing[0] ? st.missing : "-", reason, err,
+			 st.cfg.state != PAIR_COPYING,
+			 st.cfg.state == PAIR_COPYING && st.cfg.consistent_ns ?
+			 (double)now.tv_sec + (double)now.tv_nsec / 1e9 - (double)st.cfg.consistent_ns / 1e9 :
+			 lag_s, st.cfg.delta, st.cfg.delta ? st.bitmap_granules : 0);
 	}
 }
 
@@ -381,7 +477,8 @@ int c_pair_status(struct exec_ctx *x)
 
 static const char *const create_keys[] = { "id", "pvol", "pjnl", "svol", "sjnl", "src_pvol",
 					    "src_pjnl", "s_peer", "p_peer", "mode", "interval_ms",
-					    "rate_mb", "r_src_pvol", "r_src_pjnl", NULL };
+					    "rate_mb", "r_src_pvol", "r_src_pjnl", "overflow", "warn_pct",
+					    "granule_kib", NULL };
 
 /* Send this command's parameters to the other device with role= and forwarded=1 (or
  * "pair-delete id= local=1"). */
@@ -542,6 +639,8 @@ static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 		c->state = PAIR_COPYING;
 		c->copy_pos = 0;
 	}
+	set_paths(c);
+	unlink(c->bitmap_path);     /* a leftover of a deleted pair of the same id */
 	if ((err = tables_update(x->tables, put_rec, c))) {
 		res_status(x->res, CB_FAILED, "cannot record the pair in the tables: %s", strerror(-err));
 		goto out;
@@ -613,6 +712,24 @@ int c_pair_create(struct exec_ctx *x)
 	    p_u64(x, "r_src_pvol", 1, UINT32_MAX, &c.r_src_pvol, 0) ||
 	    p_u64(x, "r_src_pjnl", 1, UINT32_MAX, &c.r_src_pjnl, 0))
 		return x->res->status;
+	{
+		const char *ov = cb_get(x->cb, "overflow");
+		uint64_t wp = 80, gk = 1024;
+
+		if (ov && strcmp(ov, "suspend") && strcmp(ov, "throttle")) {
+			res_status(x->res, CB_INVALID, "overflow=%s: expected suspend or throttle", ov);
+			return CB_INVALID;
+		}
+		if (p_u64(x, "warn_pct", 1, 100, &wp, 0) || p_u64(x, "granule_kib", 64, 65536, &gk, 0))
+			return x->res->status;
+		if (gk & (gk - 1)) {
+			res_status(x->res, CB_INVALID, "granule_kib=%" PRIu64 ": a power of two", gk);
+			return CB_INVALID;
+		}
+		c.overflow_throttle = ov && !strcmp(ov, "throttle");
+		c.warn_pct = (uint32_t)wp;
+		c.granule_bytes = gk * 1024;
+	}
 	if (!c.r_src_pvol != !c.r_src_pjnl) {
 		res_status(x->res, CB_INVALID, "r_src_pvol= and r_src_pjnl= go together (the primary "
 			   "device's vvols onto the auxiliary volume and journal, for swaps)");
@@ -836,6 +953,12 @@ int c_pair_delete(struct exec_ctx *x)
 		}
 	}
 	delete_local(x->tables, (uint32_t)id);
+	{
+		struct pair_cfg c = { .id = (uint32_t)id };
+
+		set_paths(&c);
+		unlink(c.bitmap_path);
+	}
 	if (err)
 		res_status(x->res, CB_OK, "pair %" PRIu64 " deleted here; the other device could not "
 			   "be told (%s): delete it there with local=1", id, why);
@@ -927,11 +1050,13 @@ static double mono_now(void)
 }
 
 /* Replace pair `id`'s open instance and record by `c` (a role change). */
-static int reopen_as(struct exec_ctx *x, const struct pair_cfg *c)
+static int reopen_as(struct exec_ctx *x, const struct pair_cfg *c0)
 {
+	struct pair_cfg cc = *c0, *c = &cc;
 	struct pair *p = NULL;
 	int err, slot = -1;
 
+	set_paths(c);
 	delete_local(x->tables, c->id);
 	if ((err = tables_update(x->tables, put_rec, (void *)c)))
 		return err;
@@ -1049,6 +1174,9 @@ static int swap_step_primary(struct exec_ctx *x, uint32_t id, const char *step)
 		c.state = PAIR_PAIRED;
 		c.copy_pos = total;
 		c.auto_mode = cb_get(x->cb, "mode") && !strcmp(cb_get(x->cb, "mode"), "auto");
+		c.overflow_throttle = st.cfg.overflow_throttle;
+		c.warn_pct = st.cfg.warn_pct;
+		c.granule_bytes = st.cfg.granule_bytes;
 		c.interval_ms = 1000;
 		if (cb_get(x->cb, "interval_ms"))
 			c.interval_ms = (uint32_t)strtoul(cb_get(x->cb, "interval_ms"), NULL, 10);
@@ -1142,6 +1270,9 @@ int c_pair_swap(struct exec_ctx *x)
 	c.r_src_pvol = st.cfg.src_pvol;
 	c.r_src_pjnl = st.cfg.src_pjnl;
 	c.state = PAIR_JOURNALING;
+	c.overflow_throttle = st.cfg.overflow_throttle;
+	c.warn_pct = st.cfg.warn_pct;
+	c.granule_bytes = st.cfg.granule_bytes;
 	delete_local(x->tables, (uint32_t)id);
 	{
 		struct vol *j = vol_lookup(c.pjnl);
@@ -1177,6 +1308,393 @@ int c_pair_swap(struct exec_ctx *x)
 		   "), the other auxiliary; restored up to sequence %" PRIu64 " first; host writes were "
 		   "held for %.0f ms; the swap took %.0f ms", id, c.pvol, last,
 		   (mono_now() - t_frozen) * 1000, (mono_now() - t0) * 1000);
+	tlog(TLOG_WARN, "%s", x->res->msg);
+	return CB_OK;
+}
+
+/* ---- replication II: delta resync, takeover ---- */
+
+int c_pair_dirty(struct exec_ctx *x)
+{
+	uint64_t id, from = 0, first[512], count[512], next;
+	struct pair *p;
+	int n;
+
+	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "from", 0, UINT64_MAX - 1, &from, 0))
+		return x->res->status;
+	pthread_mutex_lock(&plock);
+	p = find_open((uint32_t)id);
+	n = p ? pair_dirty_runs(p, from, 512, first, count, &next) : -ENOENT;
+	if (n >= 0) {
+		struct pair_status st;
+
+		pair_get_status(p, &st);
+		for (int i = 0; i < n; i++)
+			res_line(x->res, "run first=%" PRIu64 " count=%" PRIu64, first[i], count[i]);
+		res_line(x->res, "dirty next=%" PRIu64 " bits=%" PRIu64 " granule_bytes=%" PRIu64, next,
+			 n < 512 ? next : UINT64_MAX, st.cfg.granule_bytes);
+	}
+	pthread_mutex_unlock(&plock);
+	if (n < 0) {
+		res_status(x->res, n == -ENOENT ? CB_NOT_FOUND : CB_FAILED, "pair %" PRIu64 ": %s", id,
+			   n == -ENOENT ? "not on this device" : "no change bitmap");
+		return x->res->status;
+	}
+	res_status(x->res, CB_OK, "%d runs", n);
+	return CB_OK;
+}
+
+int c_pair_delta_done(struct exec_ctx *x)
+{
+	uint64_t id;
+	struct pair *p;
+	int err;
+
+	if (p_u64(x, "id", 1, 65535, &id, 1))
+		return x->res->status;
+	pthread_mutex_lock(&plock);
+	p = find_open((uint32_t)id);
+	err = p ? pair_delta_done(p) : -ENOENT;
+	pthread_mutex_unlock(&plock);
+	if (err) {
+		res_status(x->res, err == -ENOENT ? CB_NOT_FOUND : CB_FAILED, "pair %" PRIu64 ": %s", id,
+			   err == -ESTALE ? "suspended again since the resync: resync again" :
+			   strerror(-err));
+		return x->res->status;
+	}
+	res_status(x->res, CB_OK, "pair %" PRIu64 ": change bitmap cleared", id);
+	return CB_OK;
+}
+
+/* The aux half of a delta resync: drain, have the primary start a new journal, follow it. */
+static int resync_aux(struct exec_ctx *x, struct pair_status *st)
+{
+	char a[32], b[32], why[400], buf[64];
+	const char *params[2] = { a, b };
+	struct cb_reply reply;
+	struct pair *p;
+	struct pair_cfg c = st->cfg;
+	uint64_t restored_ns = st->last_restored_ns;
+	int err;
+
+	pthread_mutex_lock(&plock);
+	p = find_open(c.id);
+	pthread_mutex_unlock(&plock);
+	/* what was acquired is restored first: the volume is consistent up to there */
+	if (p && st->cfg.state != PAIR_COPYING) {
+		pair_drain(p, 0, 30);
+		pair_get_status(p, st);
+		if (st->last_restored_ns)
+			restored_ns = st->last_restored_ns;
+	}
+	snprintf(a, sizeof(a), "id=%u", c.id);
+	snprintf(b, sizeof(b), "step=primary");
+	if ((err = remote_call(c.s_peer, "pair-resync", params, 2, &reply, why, sizeof(why))) ||
+	    reply.status != CB_OK) {
+		res_status(x->res, CB_FAILED, "pair %u: the primary device cannot start the resync: %s",
+			   c.id, err ? why : reply.msg);
+		if (!err)
+			cb_reply_free(&reply);
+		return CB_FAILED;
+	}
+	cb_reply_free(&reply);
+	/* the old instance goes first: its worker must not write the journal being formatted */
+	delete_local(x->tables, c.id);
+	{
+		struct vol *sj = vol_lookup(c.sjnl), *src = vol_lookup(c.src_pjnl);
+
+		err = sj && src ? pair_format_aux(sj, src, c.id, c.juuid, why, sizeof(why)) : -ENOENT;
+		if (sj)
+			vol_put(sj);
+		if (src)
+			vol_put(src);
+	}
+	if (err) {
+		reopen_as(x, &st->cfg);     /* as it was: pair-resync can be tried again */
+		res_status(x->res, CB_FAILED, "pair %u: cannot follow the primary's new journal: %s",
+			   c.id, err == -ENOENT ? "a volume is missing" : why);
+		return CB_FAILED;
+	}
+	c.state = PAIR_COPYING;
+	c.delta = 1;
+	c.delta_fetched = 0;
+	c.reason[0] = 0;
+	if (!c.consistent_ns)
+		c.consistent_ns = restored_ns ? restored_ns : (uint64_t)time(NULL) * 1000000000ull;
+	if ((err = reopen_as(x, &c))) {
+		res_status(x->res, CB_FAILED, "pair %u: %s", c.id, strerror(-err));
+		return CB_FAILED;
+	}
+	(void)buf;
+	pthread_mutex_lock(&plock);
+	if ((p = find_open(c.id)))
+		status_line(x->res, p);
+	pthread_mutex_unlock(&plock);
+	res_status(x->res, CB_RUNNING, "pair %u: delta resync: copying the changed granules; the "
+		   "auxiliary volume is inconsistent until it ends (its last consistent image is of "
+		   "the primary %.1f s ago)", c.id,
+		   (double)time(NULL) - (double)c.consistent_ns / 1e9);
+	return CB_RUNNING;
+}
+
+/* The old primary, after a takeover by the other device: discard (and report) its unsent tail,
+ * become auxiliary, copy the delta. */
+static int demote(struct exec_ctx *x, struct pair_status *st, uint64_t takeover_seq)
+{
+	struct pair_cfg c;
+	struct pair *p;
+	uint64_t entries = 0, bytes = 0, last = 0, granules = 0;
+	char why[400];
+	int err;
+
+	pthread_mutex_lock(&plock);
+	p = find_open(st->cfg.id);
+	if (p && st->cfg.state == PAIR_JOURNALING)
+		pair_freeze(p, &last);          /* no host write slips in meanwhile */
+	err = p ? pair_tail_granules(p, takeover_seq, NULL, &entries, &bytes, &granules) : -ENOENT;
+	pthread_mutex_unlock(&plock);
+	if (err) {
+		res_status(x->res, CB_FAILED, "pair %u: cannot work out the writes the other device "
+			   "lacks: %s", st->cfg.id, strerror(-err));
+		return CB_FAILED;
+	}
+	memset(&c, 0, sizeof(c));
+	c.id = st->cfg.id;
+	c.role = PAIR_AUX;
+	c.svol = st->cfg.pvol;
+	c.sjnl = st->cfg.pjnl;
+	c.pvol = st->cfg.svol;
+	c.pjnl = st->cfg.sjnl;
+	c.src_pvol = st->cfg.r_src_pvol;
+	c.src_pjnl = st->cfg.r_src_pjnl;
+	c.s_peer = st->cfg.p_peer;
+	c.state = PAIR_COPYING;
+	c.delta = 1;
+	c.consistent_ns = 0;
+	c.overflow_throttle = st->cfg.overflow_throttle;
+	c.warn_pct = st->cfg.warn_pct;
+	c.granule_bytes = st->cfg.granule_bytes;
+	c.auto_mode = cb_get(x->cb, "mode") && !strcmp(cb_get(x->cb, "mode"), "auto");
+	c.interval_ms = cb_get(x->cb, "interval_ms") ?
+		(uint32_t)strtoul(cb_get(x->cb, "interval_ms"), NULL, 10) : 1000;
+	if (!c.src_pvol || !c.src_pjnl) {
+		res_status(x->res, CB_INVALID, "pair %u: this device has no vvols onto the other "
+			   "device's volume and journal (r_src_pvol= r_src_pjnl=)", c.id);
+		return CB_INVALID;
+	}
+	delete_local(x->tables, c.id);
+	{
+		struct vol *sj = vol_lookup(c.sjnl), *src = vol_lookup(c.src_pjnl);
+
+		err = sj && src ? pair_format_aux(sj, src, c.id, c.juuid, why, sizeof(why)) : -ENOENT;
+		if (sj)
+			vol_put(sj);
+		if (src)
+			vol_put(src);
+	}
+	if (err || (err = reopen_as(x, &c))) {
+		res_status(x->res, CB_FAILED, "pair %u: cannot become auxiliary: %s", c.id,
+			   err == -ENOENT ? "a volume is missing" : why);
+		return CB_FAILED;
+	}
+	tlog(TLOG_ERR, "pair %u: the other device took over at sequence %" PRIu64 ": %" PRIu64
+	     " journaled writes (%" PRIu64 " bytes) made here after it, and %" PRIu64 " granules "
+	     "written here unjournaled (suspended), never reached it and are DISCARDED: their blocks "
+	     "are copied back from the other device", c.id, takeover_seq, entries, bytes, granules);
+	res_line(x->res, "discarded entries=%" PRIu64 " bytes=%" PRIu64 " granules=%" PRIu64
+		 " after_seq=%" PRIu64, entries, bytes, granules, takeover_seq);
+	res_status(x->res, CB_OK, "pair %u: auxiliary now; %" PRIu64 " writes (%" PRIu64 " bytes) "
+		   "after sequence %" PRIu64 " and %" PRIu64 " granules written while suspended "
+		   "discarded", c.id, entries, bytes, takeover_seq, granules);
+	return CB_OK;
+}
+
+int c_pair_resync(struct exec_ctx *x)
+{
+	uint64_t id, tseq = 0;
+	const char *step = cb_get(x->cb, "step");
+	struct pair_status st;
+	struct cb_reply reply;
+	char why[400];
+	int err;
+
+	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "takeover_seq", 0, UINT64_MAX - 1, &tseq, 0))
+		return x->res->status;
+	pairs_reconcile();
+	if (get_cfg((uint32_t)id, &st)) {
+		res_status(x->res, CB_NOT_FOUND, "no pair %" PRIu64 " on this device", id);
+		return CB_NOT_FOUND;
+	}
+	if (step && !strcmp(step, "primary")) {
+		struct pair *p;
+		uint8_t u[16];
+		char us[37];
+
+		why[0] = 0;
+		pthread_mutex_lock(&plock);
+		p = find_open((uint32_t)id);
+		err = p ? pair_resync_primary(p, u, why, sizeof(why)) : -ENOENT;
+		pthread_mutex_unlock(&plock);
+		if (err) {
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot start a delta resync: %s",
+				   id, why[0] ? why : strerror(-err));
+			return CB_FAILED;
+		}
+		jrnl_uuid_str(u, us);
+		res_line(x->res, "resync id=%" PRIu64 " juuid=%s", id, us);
+		res_status(x->res, CB_OK, "pair %" PRIu64 ": journaling into a new journal; the change "
+			   "bitmap is the delta", id);
+		return CB_OK;
+	}
+	if (step && !strcmp(step, "demote")) {
+		if (st.cfg.role != PAIR_PRIMARY) {
+			res_status(x->res, CB_INVALID, "pair %" PRIu64 ": this device is not primary", id);
+			return CB_INVALID;
+		}
+		return demote(x, &st, tseq);
+	}
+	if (step) {
+		res_status(x->res, CB_INVALID, "step=%s: expected primary or demote", step);
+		return CB_INVALID;
+	}
+	if (st.cfg.role == PAIR_AUX)
+		return resync_aux(x, &st);
+	/* on the primary device */
+	if (st.cfg.takeover_seq) {
+		/* after a takeover: a new journal here, then the old primary follows */
+		struct pair *p;
+		uint8_t u[16];
+		char a[32], b[32], d[48], e[32], f[32];
+		const char *params[5] = { a, b, d, e, f };
+
+		why[0] = 0;
+		pthread_mutex_lock(&plock);
+		p = find_open((uint32_t)id);
+		err = p ? pair_resync_primary(p, u, why, sizeof(why)) : -ENOENT;
+		pthread_mutex_unlock(&plock);
+		if (err) {
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": %s", id, why[0] ? why : strerror(-err));
+			return CB_FAILED;
+		}
+		snprintf(a, sizeof(a), "id=%" PRIu64, id);
+		snprintf(b, sizeof(b), "step=demote");
+		snprintf(d, sizeof(d), "takeover_seq=%" PRIu64, st.cfg.takeover_seq);
+		snprintf(e, sizeof(e), "mode=%s", cb_get(x->cb, "mode") ? cb_get(x->cb, "mode") : "auto");
+		snprintf(f, sizeof(f), "interval_ms=%s", cb_get(x->cb, "interval_ms") ?
+			 cb_get(x->cb, "interval_ms") : "100");
+		err = remote_call(st.cfg.p_peer, "pair-resync", params, 5, &reply, why, sizeof(why));
+		if (err || reply.status != CB_OK) {
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": journaling here, but the other "
+				   "device did not become auxiliary: %s", id, err ? why : reply.msg);
+			if (!err)
+				cb_reply_free(&reply);
+			return CB_FAILED;
+		}
+		for (int i = 0; i < reply.nlines; i++)
+			res_line(x->res, "%s", reply.lines[i]);
+		pthread_mutex_lock(&plock);
+		if ((p = find_open((uint32_t)id)))
+			pair_takeover_done(p);
+		pthread_mutex_unlock(&plock);
+		res_status(x->res, CB_RUNNING, "pair %" PRIu64 ": the other device follows again (delta "
+			   "copy running); %s", id, reply.msg);
+		cb_reply_free(&reply);
+		return CB_RUNNING;
+	}
+	/* forward to the auxiliary device */
+	{
+		char a[32];
+		const char *params[1] = { a };
+
+		snprintf(a, sizeof(a), "id=%" PRIu64, id);
+		err = remote_call(st.cfg.p_peer, "pair-resync", params, 1, &reply, why, sizeof(why));
+		if (err) {
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot reach the auxiliary device: "
+				   "%s", id, why);
+			return CB_FAILED;
+		}
+		res_status(x->res, reply.status, "%s", reply.msg);
+		for (int i = 0; i < reply.nlines; i++)
+			res_line(x->res, "%s", reply.lines[i]);
+		cb_reply_free(&reply);
+		return x->res->status;
+	}
+}
+
+int c_pair_takeover(struct exec_ctx *x)
+{
+	uint64_t id;
+	struct pair_status st;
+	struct pair_cfg c;
+	struct pair *p;
+	double t0 = mono_now();
+	int err;
+
+	if (p_u64(x, "id", 1, 65535, &id, 1))
+		return x->res->status;
+	pairs_reconcile();
+	if (get_cfg((uint32_t)id, &st) || st.cfg.role != PAIR_AUX) {
+		res_status(x->res, CB_INVALID, "pair %" PRIu64 ": a takeover is issued on the auxiliary "
+			   "device", id);
+		return CB_INVALID;
+	}
+	if (st.cfg.state == PAIR_COPYING) {
+		res_status(x->res, CB_INVALID, "pair %" PRIu64 ": the auxiliary volume is still being "
+			   "copied (inconsistent): it cannot take over", id);
+		return CB_INVALID;
+	}
+	/* restore everything acquired: the newest consistent image there is */
+	pthread_mutex_lock(&plock);
+	p = find_open((uint32_t)id);
+	pthread_mutex_unlock(&plock);
+	if (p) {
+		err = pair_drain(p, 0, 30);
+		if (err) {
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot restore what was acquired "
+				   "(%s): no takeover", id, strerror(-err));
+			return CB_FAILED;
+		}
+		pair_get_status(p, &st);
+	}
+	memset(&c, 0, sizeof(c));
+	c.id = (uint32_t)id;
+	c.role = PAIR_PRIMARY;
+	c.pvol = st.cfg.svol;
+	c.pjnl = st.cfg.sjnl;
+	c.svol = st.cfg.pvol;
+	c.sjnl = st.cfg.pjnl;
+	c.p_peer = st.cfg.s_peer;
+	c.r_src_pvol = st.cfg.src_pvol;
+	c.r_src_pjnl = st.cfg.src_pjnl;
+	c.overflow_throttle = st.cfg.overflow_throttle;
+	c.warn_pct = st.cfg.warn_pct;
+	c.granule_bytes = st.cfg.granule_bytes;
+	c.state = PAIR_SUSPENDED;
+	c.takeover_seq = st.restore_completed;
+	memcpy(c.juuid, st.cfg.juuid, 16);
+	snprintf(c.reason, sizeof(c.reason), "takeover at sequence %" PRIu64 ": changes are "
+		 "tracked in the bitmap until pair-resync", st.restore_completed);
+	{
+		/* the aux's own bitmap (a delta that was never needed) starts empty as the primary's */
+		struct pair_cfg b = { .id = c.id };
+
+		delete_local(x->tables, c.id);
+		set_paths(&b);
+		unlink(b.bitmap_path);
+	}
+	if ((err = reopen_as(x, &c))) {
+		res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot become primary: %s", id,
+			   strerror(-err));
+		return CB_FAILED;
+	}
+	pthread_mutex_lock(&plock);
+	if ((p = find_open((uint32_t)id)))
+		status_line(x->res, p);
+	pthread_mutex_unlock(&plock);
+	res_status(x->res, CB_OK, "pair %" PRIu64 ": took over at sequence %" PRIu64 " (every entry "
+		   "acquired is restored); hosts may write here now, changes are tracked; pair-resync "
+		   "when the other device is back; %.0f ms", id, st.restore_completed,
+		   (mono_now() - t0) * 1000);
 	tlog(TLOG_WARN, "%s", x->res->msg);
 	return CB_OK;
 }

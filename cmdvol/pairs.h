@@ -25,5 +25,9 @@ int c_pair_confirm(struct exec_ctx *x);
 int c_pair_suspend(struct exec_ctx *x);
 int c_pair_resume(struct exec_ctx *x);
 int c_pair_swap(struct exec_ctx *x);
+int c_pair_resync(struct exec_ctx *x);
+int c_pair_dirty(struct exec_ctx *x);
+int c_pair_delta_done(struct exec_ctx *x);
+int c_pair_takeover(struct exec_ctx *x);
 
 #endif

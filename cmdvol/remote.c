@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmdvol/cmddev.h"
 #include "replication/vvol.h"
@@ -66,7 +67,15 @@ int remote_call(uint64_t peer_volid, const char *command, const char *const *par
 		goto out;
 	}
 	len = ((size_t)n + CMDDEV_BLOCK_BYTES - 1) / CMDDEV_BLOCK_BYTES * CMDDEV_BLOCK_BYTES;
-	if ((err = vvol_write(vv, REMOTE_KEY, buf, 0, len))) {
+	/* a peer session lost a moment ago is in its reconnect backoff (0.2 s doubling): a few
+	 * tries span it, so a device that just came back is reached */
+	for (int tries = 0; tries < 4; tries++) {
+		err = vvol_write(vv, REMOTE_KEY, buf, 0, len);
+		if (err != -ENOTCONN && err != -EAGAIN)
+			break;
+		usleep(400000u << tries);
+	}
+	if (err) {
 		snprintf(why, why_len, "cannot send %s to the peer device: %s", command,
 			 strerror(-err));
 		goto out;

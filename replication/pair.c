@@ -69,11 +69,16 @@ struct pair {
 	size_t batch_cap;
 
 	/* aux (under mu; the worker does I/O without it) */
+	struct pbm *bm;                /* change bitmap (primary: changes; aux: delta to copy) */
+	int warned;                    /* primary: journal use warning logged */
+	int need_persist;              /* primary: the writer thread persists cfg */
+	int suspended_since_resync;    /* primary: a delta_done must not clear newer bits */
 	int acquire_all;               /* host-driven acquire without upto */
 	int busy;                      /* the worker is in a step (holds volume references) */
 	uint64_t known_head, known_head_pos, first_unacq_ns;
 	uint64_t acquired_entries, acquired_bytes, restored_entries, restored_bytes;
 	uint64_t confirmed_sent;
+	uint64_t last_restored_ns;     /* primary time of the last restored entry */
 	int link_up;
 	char last_error[200];
 	double tokens;                 /* rate limit */
@@ -264,6 +269,43 @@ static int guard_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64
 	return -EACCES;
 }
 
+/* ---- the change bitmap ---- */
+
+static const char pbm_magic[8] = { 'T', 'N', 'D', 'M', 'P', 'B', 'M', 'P' };
+
+/* Open (or create) the pair's change bitmap for a volume of size_bytes. mu held. */
+static void ensure_bm(struct pair *p, uint64_t size_bytes)
+{
+	char why[300];
+	int err;
+
+	if (p->bm || !p->cfg.bitmap_path[0])
+		return;
+	if (!p->cfg.granule_bytes)
+		p->cfg.granule_bytes = 1u << 20;
+	err = pbm_open(p->cfg.bitmap_path, pbm_magic, p->cfg.id, size_bytes, p->cfg.granule_bytes,
+		       0, "pair", &p->bm, why, sizeof(why));
+	if (err == -ENOENT)
+		err = pbm_open(p->cfg.bitmap_path, pbm_magic, p->cfg.id, size_bytes,
+			       p->cfg.granule_bytes, 1, "pair", &p->bm, why, sizeof(why));
+	if (err)
+		tlog(TLOG_ERR, "pair %u: change bitmap: %s", p->cfg.id, why);
+}
+
+/* Record a host write in the bitmap (suspended primary). 0, or -EIO: it cannot be tracked, so
+ * it is refused (a write the bitmap does not know would be missing from a resync). */
+static int bm_record(struct pair *p, uint64_t off, uint64_t len)
+{
+	int err = p->bm ? pbm_set_bytes(p->bm, off, len) : -ENODEV;
+
+	if (err) {
+		tlog(TLOG_ERR, "pair %u: a write to offset %" PRIu64 " cannot be recorded in the "
+		     "change bitmap (%s): refused", p->cfg.id, off, strerror(-err));
+		return -EIO;
+	}
+	return 0;
+}
+
 /* ---- primary: journaling ---- */
 
 static void rl_mask(uint64_t mask[RL_N / 64], uint64_t off, uint64_t len)
@@ -320,8 +362,13 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	w->p = p;
 	w->seq = 0;
 	memset(w->mask, 0, sizeof(w->mask));
-	if (p->cfg.state == PAIR_SUSPENDED)
-		return 0;
+	if (p->cfg.state == PAIR_SUSPENDED) {
+		int e2 = bm_record(p, off, len);
+
+		if (e2)
+			wdepth--;
+		return e2;
+	}
 	if (p->cfg.state == PAIR_FROZEN) {
 		wdepth--;
 		tlog(TLOG_WARN, "pair %u: host write to volid %" PRIu64 " refused: a swap is under way "
@@ -335,6 +382,8 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	pthread_mutex_lock(&p->mu);
 	if (p->cfg.state == PAIR_SUSPENDED) {
 		pthread_mutex_unlock(&p->mu);
+		if ((err = bm_record(p, off, len)))
+			goto refused;
 		return 0;           /* the mask stays: post_write unlocks */
 	}
 	if (p->cfg.state == PAIR_FROZEN) {
@@ -345,7 +394,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 		err = -EAGAIN;
 		goto refuse;
 	}
-	if (alen > p->h.data_bytes / 2) {
+	if (alen > p->h.data_bytes / 2 && (p->cfg.overflow_throttle || !p->bm)) {
 		tlog(TLOG_ERR, "pair %u: a write of %" PRIu64 " bytes does not fit the journal "
 		     "(%" PRIu64 " data bytes): refused", p->cfg.id, len, p->h.data_bytes);
 		err = -EINVAL;
@@ -356,10 +405,25 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 		pos = jrnl_place(&p->h, p->next_pos, alen);
 		if (!p->ready || p->cfg.state == PAIR_SUSPENDED)
 			break;
-		if (pos + alen - p->h.jout_pos <= p->h.data_bytes &&
+		if (alen <= p->h.data_bytes / 2 && pos + alen - p->h.jout_pos <= p->h.data_bytes &&
 		    p->next_seq - p->h.jout < jrnl_slots(&p->h) &&
 		    p->next_seq - p->applied < DONE_W)
 			break;
+		if (!p->cfg.overflow_throttle && p->bm) {
+			/* policy suspend: stop journaling, track changes in the bitmap */
+			p->cfg.state = PAIR_SUSPENDED;
+			snprintf(p->cfg.reason, sizeof(p->cfg.reason), "journal full (journal-out %"
+				 PRIu64 ", journal-in %" PRIu64 "): changes are tracked in the bitmap; "
+				 "pair-resync copies them", p->h.jout, p->next_seq);
+			p->suspended_since_resync = 1;
+			p->need_persist = 1;
+			pthread_cond_broadcast(&p->cv);
+			tlog(TLOG_ERR, "pair %u: %s", p->cfg.id, p->cfg.reason);
+			pthread_mutex_unlock(&p->mu);
+			if ((err = bm_record(p, off, len)))
+				goto refused;
+			return 0;
+		}
 		if (!p->waits_full++ || p->waits_full % 1000 == 0)
 			tlog(TLOG_WARN, "pair %u: the primary journal is full (journal-out %" PRIu64
 			     ", journal-in %" PRIu64 "): host writes wait for a purge", p->cfg.id,
@@ -387,6 +451,20 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	me.buf = buf;
 	p->next_pos = pos + alen;
 	p->ent_pos[me.e.seq % jrnl_slots(&p->h)] = pos;
+	{
+		uint64_t used = p->next_pos - p->h.jout_pos;
+		uint32_t warn = p->cfg.warn_pct ? p->cfg.warn_pct : 80;
+
+		if (!p->warned && used * 100 >= (uint64_t)warn * p->h.data_bytes) {
+			p->warned = 1;
+			tlog(TLOG_WARN, "pair %u: the primary journal is %" PRIu64 "%% full (warning at "
+			     "%u%%): the auxiliary device is not keeping up", p->cfg.id,
+			     used * 100 / p->h.data_bytes, warn);
+		} else if (p->warned && used * 100 + 10 * p->h.data_bytes <
+			   (uint64_t)warn * p->h.data_bytes) {
+			p->warned = 0;
+		}
+	}
 	if (p->qtail)
 		p->qtail->next = &me;
 	else
@@ -408,6 +486,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	return 0;
 refuse:
 	pthread_mutex_unlock(&p->mu);
+refused:
 	rl_unlock(p, w->mask);
 	wdepth--;
 	return err;
@@ -553,6 +632,16 @@ static void *primary_thread(void *arg)
 		struct timespec now, until;
 		int err;
 
+		if (p->need_persist) {
+			struct pair_cfg c = p->cfg;
+
+			p->need_persist = 0;
+			pthread_mutex_unlock(&p->mu);
+			if (p->env.persist)
+				p->env.persist(p->env.ctx, &c);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
 		if (!p->qhead) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (p->ready && p->pjnl && p->applied != p->hdr_applied &&
@@ -891,6 +980,167 @@ int pair_thaw(struct pair *p)
 	return persist_now(p);
 }
 
+/* Granules of entries [s0, s1] (from the metadata image) into `into`. mu held. */
+static int entries_to_bm(struct pair *p, uint64_t s0, uint64_t s1, struct pbm *into,
+			 uint64_t *entries, uint64_t *bytes)
+{
+	uint64_t slots = jrnl_slots(&p->h);
+	int err = 0;
+
+	for (uint64_t s = s0; s <= s1 && s0 <= s1 && !err; s++) {
+		struct jrnl_entry e;
+
+		if (jrnl_entry_parse(p->shadow + (s % slots) * JRNL_ENTRY_BYTES, JRNL_ENTRY_BYTES,
+				     &e) || e.seq != s || e.flags & JRNL_FLAG_MARKER)
+			continue;
+		err = pbm_set_bytes(into, e.lba * e.block_bytes, jrnl_entry_len(&e));
+		if (entries)
+			(*entries)++;
+		if (bytes)
+			*bytes += jrnl_entry_len(&e);
+	}
+	return err;
+}
+
+int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_len)
+{
+	struct vol *j;
+	uint64_t n = 0, b = 0;
+	int err;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_PRIMARY || p->cfg.state == PAIR_FROZEN || !p->pjnl || !p->pvol ||
+	    !p->bm) {
+		snprintf(why, why_len, "%s", p->cfg.role != PAIR_PRIMARY ? "not the primary device" :
+			 p->cfg.state == PAIR_FROZEN ? "a swap is under way" : !p->bm ?
+			 "no change bitmap" : "a volume is missing");
+		pthread_mutex_unlock(&p->mu);
+		return -EBUSY;
+	}
+	/* no new journal entries from here: writes go to the bitmap while the journal is redone */
+	p->cfg.state = PAIR_SUSPENDED;
+	while (p->applied + 1 < p->next_seq || p->qhead)
+		pthread_cond_wait(&p->cv, &p->mu);
+	/* what the journal still holds has not reached the auxiliary volume for sure */
+	if (p->ready && (err = entries_to_bm(p, p->h.jout, p->next_seq - 1, p->bm, &n, &b))) {
+		snprintf(why, why_len, "cannot record the journal's entries in the bitmap: %s",
+			 strerror(-err));
+		pthread_mutex_unlock(&p->mu);
+		return err;
+	}
+	p->ready = 0;
+	j = p->pjnl;
+	vol_get(j);
+	pthread_mutex_unlock(&p->mu);
+	err = pair_format_primary(j, p->cfg.id, uuid, why, why_len);
+	pthread_mutex_lock(&p->mu);
+	if (!err) {
+		memcpy(p->cfg.juuid, uuid, 16);
+		p->cfg.state = PAIR_JOURNALING;
+		p->cfg.reason[0] = 0;
+		p->cfg.resynced = 1;
+		p->suspended_since_resync = 0;
+		if (p->pvol && p->pjnl)
+			err = primary_load(p);
+	}
+	vol_put(j);
+	if (!err)
+		tlog(TLOG_WARN, "pair %u: delta resync: %" PRIu64 " unsent journal entries (%" PRIu64
+		     " bytes) added to the change bitmap (%" PRIu64 " granules of %" PRIu64 " bytes to "
+		     "copy); journaling again into a new journal", p->cfg.id, n, b, pbm_count(p->bm),
+		     pbm_granule(p->bm));
+	else if (!why[0])
+		snprintf(why, why_len, "cannot load the new journal: %s", strerror(-err));
+	return persist_now(p) ? err : err;
+}
+
+int pair_takeover_done(struct pair *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->cfg.takeover_seq = 0;
+	return persist_now(p);
+}
+
+int pair_delta_done(struct pair *p)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role != PAIR_PRIMARY || !p->bm) {
+		err = -EINVAL;
+	} else if (p->suspended_since_resync || p->cfg.state != PAIR_JOURNALING) {
+		err = -ESTALE;
+	} else {
+		err = pbm_clear_all(p->bm);
+		if (!err && p->cfg.resynced) {
+			p->cfg.resynced = 0;
+			tlog(TLOG_WARN, "pair %u: the auxiliary device copied the delta: change bitmap "
+			     "cleared", p->cfg.id);
+			return persist_now(p);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return err;
+}
+
+int pair_dirty_runs(struct pair *p, uint64_t from, int max, uint64_t *first, uint64_t *count,
+		    uint64_t *next)
+{
+	int n = 0;
+	uint64_t g = from;
+
+	pthread_mutex_lock(&p->mu);
+	if (!p->bm) {
+		pthread_mutex_unlock(&p->mu);
+		return -ENODEV;
+	}
+	while (n < max && pbm_next(p->bm, g, &g) == 0) {
+		uint64_t e = g;
+
+		while (e + 1 < pbm_bits(p->bm) && pbm_get(p->bm, e + 1))
+			e++;
+		first[n] = g;
+		count[n] = e - g + 1;
+		n++;
+		g = e + 1;
+	}
+	*next = n < max ? pbm_bits(p->bm) : g;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+int pair_tail_granules(struct pair *p, uint64_t seq, struct pbm *into, uint64_t *entries,
+		       uint64_t *bytes, uint64_t *granules)
+{
+	int err;
+
+	*entries = *bytes = 0;
+	if (granules)
+		*granules = 0;
+	pthread_mutex_lock(&p->mu);
+	if (!into)
+		into = p->bm;
+	if (p->cfg.role != PAIR_PRIMARY || !into) {
+		pthread_mutex_unlock(&p->mu);
+		return p->cfg.role != PAIR_PRIMARY ? -EINVAL : -ENODEV;
+	}
+	err = !p->ready ? 0 : entries_to_bm(p, seq + 1 > p->h.jout ? seq + 1 : p->h.jout,
+					     p->next_seq - 1, into, entries, bytes);
+	/* and whatever was written unjournaled while suspended (already in its own bitmap) */
+	if (into == p->bm && granules)
+		*granules = pbm_count(p->bm);
+	if (!err && p->bm && into != p->bm) {
+		uint64_t g = 0;
+
+		while (!err && pbm_next(p->bm, g, &g) == 0) {
+			err = pbm_set(into, g, g, NULL);
+			g++;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return err;
+}
+
 /* ---- aux: copy, acquisition, restore ---- */
 
 static void set_error(struct pair *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -999,6 +1249,70 @@ static void throttle(struct pair *p, uint64_t bytes)
 			;
 		pthread_mutex_unlock(&p->mu);
 	}
+}
+
+/* One granule of a delta copy. 1 more, 0 done, -errno. */
+static int delta_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
+{
+	uint64_t g, gb, off, n;
+	char why[300];
+	int err;
+
+	if (!p->bm)
+		return -ENODEV;
+	if (!p->cfg.delta_fetched) {
+		if (!p->env.fetch_dirty)
+			return -ENOSYS;
+		if ((err = p->env.fetch_dirty(p->env.ctx, &p->cfg, p->bm, why, sizeof(why)))) {
+			set_error(p, "delta copy: cannot fetch the primary's changed granules: %s", why);
+			return err;
+		}
+		pthread_mutex_lock(&p->mu);
+		p->cfg.delta_fetched = 1;
+		tlog(TLOG_WARN, "pair %u: delta copy of %" PRIu64 " granules of %" PRIu64 " bytes "
+		     "begins; the auxiliary volume is inconsistent until it ends", p->cfg.id,
+		     pbm_count(p->bm), pbm_granule(p->bm));
+		return persist_now(p) ? 1 : 1;
+	}
+	gb = pbm_granule(p->bm);
+	if (pbm_next(p->bm, 0, &g) == -ENOENT) {
+		if (p->env.delta_done && (err = p->env.delta_done(p->env.ctx, &p->cfg, why,
+								   sizeof(why)))) {
+			set_error(p, "delta copy done, but the primary cannot clear its bitmap: %s", why);
+			return err;
+		}
+		pthread_mutex_lock(&p->mu);
+		p->cfg.state = PAIR_PAIRED;
+		p->cfg.delta = 0;
+		p->cfg.delta_fetched = 0;
+		p->cfg.copy_pos = a->src_pvol->size_bytes;
+		tlog(TLOG_WARN, "pair %u: delta copy done: paired (restore resumes)", p->cfg.id);
+		return persist_now(p) ? 0 : 0;
+	}
+	off = g * gb;
+	n = off + gb > a->src_pvol->size_bytes ? a->src_pvol->size_bytes - off : gb;
+	while (n) {
+		uint64_t c = n < COPY_CHUNK ? n : COPY_CHUNK;
+
+		throttle(p, c);
+		if ((err = vol_read(a->src_pvol, buf, off, c))) {
+			set_error(p, "delta copy: reading the primary volume at %" PRIu64 ": %s", off,
+				  strerror(-err));
+			return err;
+		}
+		if ((err = vwr(a->svol, buf, off, c))) {
+			set_error(p, "delta copy: writing the auxiliary volume at %" PRIu64 ": %s", off,
+				  strerror(-err));
+			return err;
+		}
+		off += c;
+		n -= c;
+	}
+	pbm_clear(p->bm, g);
+	pthread_mutex_lock(&p->mu);
+	p->link_up = 1;
+	pthread_mutex_unlock(&p->mu);
+	return 1;
 }
 
 /* One copy chunk. 1 more, 0 done, -errno. */
@@ -1297,6 +1611,7 @@ static int restore_step(struct pair *p, struct aux_vols *a)
 	pthread_mutex_lock(&p->mu);
 	p->h.restore_completed = s0 + n - 1;
 	p->h.restore_pos = e[n - 1].pos + jrnl_align(jrnl_entry_len(&e[n - 1]));
+	p->last_restored_ns = e[n - 1].time_ns;
 	p->restored_entries += n;
 	for (i = 0; i < n; i++)
 		p->restored_bytes += jrnl_entry_len(&e[i]);
@@ -1395,7 +1710,7 @@ static void *aux_thread(void *arg)
 
 		/* copy formation */
 		if (p->cfg.state == PAIR_COPYING) {
-			r = copy_step(p, &a, buf);
+			r = p->cfg.delta ? delta_step(p, &a, buf) : copy_step(p, &a, buf);
 			if (r < 0)
 				err = r;
 			worked = 1;
@@ -1411,8 +1726,9 @@ static void *aux_thread(void *arg)
 			else if (r > 0)
 				worked = 1;
 		}
-		/* restore: never before the copy is done */
-		if (!err && p->cfg.state == PAIR_PAIRED) {
+		/* restore: never before the copy is done; a failing link does not stop it */
+		if ((!err || err == -ENOTCONN || err == -ETIMEDOUT || err == -EAGAIN) &&
+		    p->cfg.state == PAIR_PAIRED) {
 			r = restore_step(p, &a);
 			if (r < 0)
 				err = r;
@@ -1668,15 +1984,19 @@ void pair_attach(struct pair *p, struct vol *v)
 {
 	pthread_mutex_lock(&p->mu);
 	if (p->cfg.role == PAIR_PRIMARY) {
-		if (v->volid == p->cfg.pvol)
+		if (v->volid == p->cfg.pvol) {
+			ensure_bm(p, v->size_bytes);
 			attach_one(p, &p->pvol, v, &p->jhook);
+		}
 		else if (v->volid == p->cfg.pjnl)
 			attach_one(p, &p->pjnl, v, &p->guard_j);
 		if (!p->ready && p->pvol && p->pjnl && p->cfg.state != PAIR_SUSPENDED)
 			primary_load(p);   /* FROZEN too: the journal is read for the swap */
 	} else {
-		if (v->volid == p->cfg.svol)
+		if (v->volid == p->cfg.svol) {
+			ensure_bm(p, v->size_bytes);
 			attach_one(p, &p->svol, v, &p->guard_s);
+		}
 		else if (v->volid == p->cfg.sjnl)
 			attach_one(p, &p->sjnl, v, &p->guard_j);
 		else if (v->volid == p->cfg.src_pvol)
@@ -1771,6 +2091,7 @@ void pair_close(struct pair *p)
 			if (*vs[i])
 				pair_detach(p, *vs[i]);
 	}
+	pbm_close(p->bm, 0);
 	free(p->shadow);
 	free(p->ent_pos);
 	free(p->done);
@@ -1784,6 +2105,8 @@ void pair_get_status(struct pair *p, struct pair_status *st)
 	pthread_mutex_lock(&p->mu);
 	st->cfg = p->cfg;
 	st->ready = p->ready;
+	st->bitmap_granules = p->bm ? pbm_count(p->bm) : 0;
+	st->warning = p->warned;
 	st->h = p->h;
 	if (p->cfg.role == PAIR_PRIMARY) {
 		snprintf(st->missing, sizeof(st->missing), "%s%s", p->pvol ? "" : "pvol ",
@@ -1819,6 +2142,7 @@ void pair_get_status(struct pair *p, struct pair_status *st)
 		st->restored_entries = p->restored_entries;
 		st->restored_bytes = p->restored_bytes;
 		st->confirmed_sent = p->confirmed_sent;
+		st->last_restored_ns = p->last_restored_ns;
 		st->link_up = p->link_up;
 		snprintf(st->last_error, sizeof(st->last_error), "%s", p->last_error);
 	}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raid/bitmap.h"
 #include "raid/vol.h"
 #include "replication/journal.h"
 
@@ -33,6 +34,18 @@ struct pair_cfg {
 	uint32_t rate_mb;                     /* aux, auto: MB/s pulled at most, 0 = no limit */
 	uint8_t juuid[16];                    /* the primary journal's uuid */
 	char reason[160];                     /* why suspended */
+	/* replication II (docs/replication.md "Overflow, delta resync, takeover") */
+	int overflow_throttle;                /* primary, journal full: 0 suspend + bitmap, 1 wait */
+	uint32_t warn_pct;                    /* primary: warn at this journal use (default 80) */
+	uint64_t granule_bytes;               /* change-bitmap granule (default 1 MiB) */
+	char bitmap_path[512];                /* the change bitmap's file (not in the table) */
+	int delta;                            /* aux, COPYING: only the bitmap's granules */
+	int delta_fetched;                    /* aux: the primary's dirty granules are in ours */
+	int resynced;                         /* primary: bitmap bits are a delta being copied */
+	uint64_t takeover_seq;                /* primary after a takeover: last sequence of the old
+					       * primary it holds */
+	uint64_t consistent_ns;               /* aux: primary time of the last consistent image
+					       * (while a delta copy makes the volume inconsistent) */
 };
 
 struct pair_env {
@@ -42,6 +55,11 @@ struct pair_env {
 	 * 0 or -errno with `why` */
 	int (*confirm)(void *ctx, const struct pair_cfg *c, uint64_t read_completed, int purge,
 		       char *why, size_t why_len);
+	/* aux, delta copy: set the primary device's changed granules in `into`; 0 or -errno */
+	int (*fetch_dirty)(void *ctx, const struct pair_cfg *c, struct pbm *into, char *why,
+			   size_t why_len);
+	/* aux: the delta copy is done (the primary may clear its bitmap); 0 or -errno */
+	int (*delta_done)(void *ctx, const struct pair_cfg *c, char *why, size_t why_len);
 	void *ctx;
 };
 
@@ -80,6 +98,25 @@ int pair_thaw(struct pair *p);
 /* aux, swap and takeover: acquire and restore up to `last` (0: everything acquired), waiting at
  * most timeout_s. 0, -ETIMEDOUT (status says how far it got), -EINVAL not an aux. */
 int pair_drain(struct pair *p, uint64_t last, double timeout_s);
+/* primary: start a delta resync: every unpurged journal entry's granules go into the change
+ * bitmap, the journal is formatted anew (uuid out), journaling resumes; the bitmap is the delta
+ * the aux copies. -EBUSY while a swap is under way. */
+int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_len);
+/* primary: the aux copied the delta: clear the bitmap (refused with -ESTALE when the pair was
+ * suspended again since the resync: then a new resync is needed). */
+int pair_delta_done(struct pair *p);
+/* primary after a takeover: the old primary follows again (takeover_seq is cleared). */
+int pair_takeover_done(struct pair *p);
+/* primary: up to `max` runs of set granules from granule `from`: (first, count) pairs; returns
+ * the number of runs, *next = where to continue (bits when done). */
+int pair_dirty_runs(struct pair *p, uint64_t from, int max, uint64_t *first, uint64_t *count,
+		    uint64_t *next);
+/* old primary, after a takeover elsewhere: the granules of its journal entries after `seq`
+ * (writes the other device never got) into `into` (NULL: its own change bitmap, which already
+ * holds its unjournaled writes); *entries, *bytes say how much; *granules (may be NULL): the
+ * granules written unjournaled while it was suspended. */
+int pair_tail_granules(struct pair *p, uint64_t seq, struct pbm *into, uint64_t *entries,
+		       uint64_t *bytes, uint64_t *granules);
 
 struct pair_status {
 	struct pair_cfg cfg;
@@ -90,6 +127,9 @@ struct pair_status {
 	uint64_t jin, jout, confirmed, applied, durable;
 	uint64_t jin_pos, jout_pos;
 	uint64_t writes, journal_bytes, batches, waits_full;
+	uint64_t bitmap_granules;           /* set in the change bitmap (primary: changed; aux:
+					     * still to copy) */
+	int warning;                        /* primary: journal use at or above warn_pct */
 	/* aux */
 	uint64_t restore_completed, to_be_restored, read_completed, to_be_read;
 	uint64_t restore_pos, read_pos;     /* data positions after the last restored / acquired */
@@ -99,6 +139,8 @@ struct pair_status {
 	uint64_t copy_total;
 	uint64_t acquired_entries, acquired_bytes, restored_entries, restored_bytes;
 	uint64_t confirmed_sent;
+	uint64_t last_restored_ns;          /* primary time of the last restored entry (0: none
+					     * since open) */
 	int link_up;
 	char last_error[200];
 };

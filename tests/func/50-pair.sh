@@ -41,7 +41,7 @@ tio_ok "initial pattern" write "$P" --seed 1 --qd 16
 
 # ---- pair-create on d1, forwarded to d2; the copy runs under a write load ----
 ok1 call pair-create id=1 role=primary pvol=10 pjnl=11 svol=20 sjnl=21 src_pvol=30 src_pjnl=31 \
-    s_peer=32 p_peer=40 mode=host
+    s_peer=32 p_peer=40 mode=host overflow=throttle
 [ "$(f1 role)" = primary ] && [ "$(f1 state)" = journaling ] || fail "d1: $(ctl1 call pair-status id=1)"
 [ "$(f2 role)" = aux ] || fail "d2 has no aux half: $(ctl2 call pair-status)"
 "$TIO" load "$P" --rw randwrite --bs 4096 --ios 3000 --qd 4 --seed 2 > "$WORK/load.out" 2>&1 || fail "load: $(cat "$WORK/load.out")"
@@ -135,7 +135,7 @@ bad 2 "primary device refused its half.*no volume with volid 98" role=aux ${A/pv
 log "bad pair-create parameters refused with reasons; no pair left behind"
 
 # ---- pair-create issued on d2 (the auxiliary device) is forwarded to d1 ----
-ok2 call pair-create role=aux mode=auto interval_ms=20 $A
+ok2 call pair-create role=aux mode=auto interval_ms=20 overflow=throttle $A
 [ "$(ctl1 call pair-status id=2 | awk '$1 == "role" { print $2 }')" = primary ] || fail "d1 has no primary half of pair 2: $(ctl1 call pair-status)"
 p2() { ctl2 call pair-status id=2 | awk -v f="$1" '$1 == f { print $2 }'; }
 tio_ok "writes on pair 2" write "$P" --seed 8 --lba 5000 --blocks 4000 --qd 4

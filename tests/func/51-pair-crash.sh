@@ -111,7 +111,7 @@ paired() { [ "$(f2 state)" = paired ]; }
 B=8192                                  # the order-check writer's range (4 MiB)
 tio_ok "initial pattern" write "$P" --seed 1 --lba $B --blocks $((PBLOCKS - B)) --qd 16
 ok1 call pair-create id=1 role=primary pvol=10 pjnl=11 svol=20 sjnl=21 src_pvol=30 src_pjnl=31 \
-    s_peer=32 p_peer=40 mode=auto interval_ms=20
+    s_peer=32 p_peer=40 mode=auto interval_ms=20 overflow=throttle
 wait_for 60 paired || fail "the copy did not finish: $(both)"
 catch_up "after the copy"
 equal "after the copy"

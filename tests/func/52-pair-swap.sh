@@ -50,7 +50,7 @@ equal() { tio_ok "$1: compare d1's and d2's volumes" compare "$V1" "$V2" --block
 
 tio_ok "initial data" write "$V1" --seed 1 --qd 16
 ok1 call pair-create id=1 role=primary pvol=10 pjnl=11 svol=20 sjnl=21 src_pvol=30 src_pjnl=31 \
-    s_peer=32 p_peer=40 r_src_pvol=50 r_src_pjnl=51 mode=auto interval_ms=20
+    s_peer=32 p_peer=40 r_src_pvol=50 r_src_pjnl=51 mode=auto interval_ms=20 overflow=throttle
 paired() { [ "$(f2 state)" = paired ]; }
 wait_for 60 paired || fail "no copy: $(ctl2 call pair-status id=1)"
 

@@ -1,14 +1,12 @@
 #include "raid/mirror.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "raid/bitmap.h"
 #include "raid/tlog.h"

@@ -19,7 +19,8 @@
 #define FULL_WAIT_S 10                 /* host writes wait this long for journal space */
 #define ACQ_MAX_ENTRIES 2048u
 #define ACQ_MAX_BYTES (8u << 20)
-#define COPY_CHUNK (4u << 20)
+#define COPY_CHUNK (8u << 20)          /* per copy step: COPY_PAR reads in flight */
+#define COPY_PAR 8
 #define COPY_CHECKPOINT (64ull << 20)
 
 /* Writes the module makes itself (journal, redo, restore, copy) pass the guards. */
@@ -45,7 +46,11 @@ struct pair {
 	struct pair_cfg cfg;
 	struct pair_env env;
 	pthread_mutex_t mu;            /* cfg, vols, aux state, status */
-	pthread_cond_t cv;             /* aux worker wake-up; primary: space, durable */
+	pthread_cond_t cv;             /* aux worker wake-up; primary: space, state changes */
+	pthread_cond_t wcv;            /* primary: the journal writer's wake-up (an entry queued) */
+	pthread_cond_t dcv;            /* primary: a batch is durable (its waiters, drains) */
+	int applied_waiters;           /* primary: freeze/resync wait for `applied` (on cv) */
+	uint64_t purge_req;            /* primary: purge asked up to here (done as applied allows) */
 	struct vol *pvol, *pjnl, *svol, *sjnl, *src_pvol, *src_pjnl;
 	struct vol_hook jhook;         /* P-VOL: journaling */
 	struct vol_hook guard_j;       /* journal: refuses host writes */
@@ -165,17 +170,30 @@ static int zero_range(struct vol *v, uint64_t off, uint64_t len)
 	return err;
 }
 
+static void primary_header_snapshot(struct pair *p, struct jrnl_hdr *snap);
+
+/* Write the header as it is now. The pointers are taken under mu while hdr_mu is held (lock
+ * order hdr_mu -> mu; callers hold neither), so a header on the volume never goes back: the
+ * caller's snapshot is only a hint that something changed. */
 static int write_hdr(struct pair *p, struct vol *j, const struct jrnl_hdr *snap)
 {
+	struct jrnl_hdr h;
 	int err;
 
+	(void)snap;
 	pthread_mutex_lock(&p->hdr_mu);
-	/* generations only grow: take the larger of ours and the snapshot's */
-	struct jrnl_hdr h = *snap;
-	h.generation = p->h.generation;
+	pthread_mutex_lock(&p->mu);
+	if (p->cfg.role == PAIR_PRIMARY)
+		primary_header_snapshot(p, &h);
+	else
+		h = p->h;
+	pthread_mutex_unlock(&p->mu);
 	err = jrnl_hdr_write(vwr, j, &h);
-	if (!err)
+	if (!err) {
+		pthread_mutex_lock(&p->mu);
 		p->h.generation = h.generation;
+		pthread_mutex_unlock(&p->mu);
+	}
 	pthread_mutex_unlock(&p->hdr_mu);
 	return err;
 }
@@ -335,6 +353,8 @@ static void rl_unlock(struct pair *p, const uint64_t mask[RL_N / 64])
 			pthread_mutex_unlock(&p->rl[i]);
 }
 
+static void purge_to(struct pair *p);
+
 static void mark_applied(struct pair *p, uint64_t seq)
 {
 	p->done[seq % DONE_W] = 1;
@@ -342,7 +362,10 @@ static void mark_applied(struct pair *p, uint64_t seq)
 		p->done[(p->applied + 1) % DONE_W] = 0;
 		p->applied++;
 	}
-	pthread_cond_broadcast(&p->cv);     /* a freeze waits for this */
+	if (p->purge_req >= p->h.jout)
+		purge_to(p);
+	if (p->applied_waiters)
+		pthread_cond_broadcast(&p->cv);     /* a freeze or a resync waits for this */
 }
 
 static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t off, uint64_t len)
@@ -356,6 +379,8 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 
 	if (repl_internal)
 		return 0;
+	if (off % v->block_bytes || len % v->block_bytes)
+		return -EINVAL;      /* the journal records whole blocks */
 	if (wdepth >= 4)
 		return -EIO;
 	w = &wstack[wdepth++];
@@ -418,6 +443,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 			p->suspended_since_resync = 1;
 			p->need_persist = 1;
 			pthread_cond_broadcast(&p->cv);
+			pthread_cond_signal(&p->wcv);
 			tlog(TLOG_ERR, "pair %u: %s", p->cfg.id, p->cfg.reason);
 			pthread_mutex_unlock(&p->mu);
 			if ((err = bm_record(p, off, len)))
@@ -470,9 +496,9 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	else
 		p->qhead = &me;
 	p->qtail = &me;
-	pthread_cond_broadcast(&p->cv);
+	pthread_cond_signal(&p->wcv);
 	while (!me.done)
-		pthread_cond_wait(&p->cv, &p->mu);
+		pthread_cond_wait(&p->dcv, &p->mu);
 	w->seq = me.e.seq;
 	if (me.err) {
 		mark_applied(p, me.e.seq);   /* nothing of it reaches the volume */
@@ -661,7 +687,7 @@ static void *primary_thread(void *arg)
 				continue;
 			}
 			deadline(&until, 0.5);
-			pthread_cond_timedwait(&p->cv, &p->mu, &until);
+			pthread_cond_timedwait(&p->wcv, &p->mu, &until);
 			continue;
 		}
 		first = last = p->qhead;
@@ -699,7 +725,7 @@ static void *primary_thread(void *arg)
 			w->err = err;
 			w->done = 1;
 		}
-		pthread_cond_broadcast(&p->cv);
+		pthread_cond_broadcast(&p->dcv);
 		if (err) {
 			struct pair_cfg c = p->cfg;
 
@@ -847,6 +873,7 @@ static int primary_load(struct pair *p)
 	pthread_mutex_lock(&p->mu);
 	p->next_seq = s;
 	p->next_pos = pos;
+	p->purge_req = h.jout - 1;
 	p->durable = s - 1;
 	p->applied = s - 1;
 	p->confirmed = h.confirmed > s - 1 ? s - 1 : h.confirmed;
@@ -890,6 +917,26 @@ int pair_confirm(struct pair *p, uint64_t read_completed)
 	return 0;
 }
 
+/* Move journal-out up to min(purge_req, confirmed, applied): never past an entry the auxiliary
+ * device lacks, nor past one whose P-VOL write has not happened (a crash would redo from
+ * journal-out and miss it). mu held. */
+static void purge_to(struct pair *p)
+{
+	uint64_t upto = p->purge_req;
+
+	if (upto > p->confirmed)
+		upto = p->confirmed;
+	if (upto > p->applied)
+		upto = p->applied;
+	if (upto + 1 > p->h.jout) {
+		uint64_t s = upto + 1;
+
+		p->h.jout_pos = s < p->next_seq ? p->ent_pos[s % jrnl_slots(&p->h)] : p->next_pos;
+		p->h.jout = s;
+		pthread_cond_broadcast(&p->cv);     /* host writes waiting for room */
+	}
+}
+
 int pair_purge(struct pair *p, uint64_t upto, uint64_t *jout)
 {
 	struct jrnl_hdr snap;
@@ -903,15 +950,9 @@ int pair_purge(struct pair *p, uint64_t upto, uint64_t *jout)
 		pthread_mutex_unlock(&p->mu);
 		return err;
 	}
-	if (upto > p->confirmed)
-		upto = p->confirmed;
-	if (upto + 1 > p->h.jout) {
-		uint64_t s = upto + 1;
-
-		p->h.jout_pos = s < p->next_seq ? p->ent_pos[s % jrnl_slots(&p->h)] : p->next_pos;
-		p->h.jout = s;
-		pthread_cond_broadcast(&p->cv);
-	}
+	if (upto > p->purge_req)
+		p->purge_req = upto < p->confirmed ? upto : p->confirmed;
+	purge_to(p);
 	*jout = p->h.jout;
 	primary_header_snapshot(p, &snap);
 	j = p->pjnl;
@@ -941,11 +982,13 @@ int pair_freeze(struct pair *p, uint64_t *last)
 	p->cfg.state = PAIR_FROZEN;
 	/* writes already past their sequence number finish; new ones are refused */
 	deadline(&until, 30);
+	p->applied_waiters++;
 	while (p->applied + 1 < p->next_seq || p->qhead)
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT) {
 			err = -ETIMEDOUT;
 			break;
 		}
+	p->applied_waiters--;
 	*last = p->next_seq - 1;
 	if (err) {
 		p->cfg.state = PAIR_JOURNALING;
@@ -1019,8 +1062,14 @@ int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_
 	}
 	/* no new journal entries from here: writes go to the bitmap while the journal is redone */
 	p->cfg.state = PAIR_SUSPENDED;
-	while (p->applied + 1 < p->next_seq || p->qhead)
-		pthread_cond_wait(&p->cv, &p->mu);
+	p->applied_waiters++;
+	while (p->applied + 1 < p->next_seq || p->qhead) {
+		struct timespec until;
+
+		deadline(&until, 0.1);
+		pthread_cond_timedwait(&p->cv, &p->mu, &until);
+	}
+	p->applied_waiters--;
 	/* what the journal still holds has not reached the auxiliary volume for sure */
 	if (p->ready && (err = entries_to_bm(p, p->h.jout, p->next_seq - 1, p->bm, &n, &b))) {
 		snprintf(why, why_len, "cannot record the journal's entries in the bitmap: %s",
@@ -1315,11 +1364,32 @@ static int delta_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 	return 1;
 }
 
-/* One copy chunk. 1 more, 0 done, -errno. */
+/* Part of a copy step on its own thread: the peer's pooled sessions serve reads in parallel. */
+struct copy_part {
+	struct vol *src, *dst;
+	uint8_t *buf;
+	uint64_t off, len;
+	int err, is_read_err;
+};
+
+static void *copy_part_main(void *arg)
+{
+	struct copy_part *c = arg;
+
+	if ((c->err = vol_read(c->src, c->buf, c->off, c->len)))
+		c->is_read_err = 1;
+	else
+		c->err = vwr(c->dst, c->buf, c->off, c->len);
+	return NULL;
+}
+
+/* One copy step: COPY_CHUNK bytes as COPY_PAR parts at once. 1 more, 0 done, -errno. */
 static int copy_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 {
-	uint64_t pos, total = a->src_pvol->size_bytes, n;
-	int err;
+	uint64_t pos, total = a->src_pvol->size_bytes, n, part;
+	struct copy_part parts[COPY_PAR];
+	pthread_t th[COPY_PAR];
+	int started[COPY_PAR] = { 0 }, np = 0, err = 0;
 
 	pthread_mutex_lock(&p->mu);
 	pos = p->cfg.copy_pos;
@@ -1328,15 +1398,29 @@ static int copy_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 		return 0;
 	n = total - pos < COPY_CHUNK ? total - pos : COPY_CHUNK;
 	throttle(p, n);
-	if ((err = vol_read(a->src_pvol, buf, pos, n))) {
-		set_error(p, "copy: reading the primary volume at %" PRIu64 ": %s", pos, strerror(-err));
-		return err;
+	part = (n + COPY_PAR - 1) / COPY_PAR;
+	part = (part + a->src_pvol->block_bytes - 1) / a->src_pvol->block_bytes *
+		a->src_pvol->block_bytes;
+	for (uint64_t o = 0; o < n && np < COPY_PAR; o += part, np++) {
+		parts[np] = (struct copy_part){ .src = a->src_pvol, .dst = a->svol, .buf = buf + o,
+						.off = pos + o, .len = n - o < part ? n - o : part };
+		started[np] = !pthread_create(&th[np], NULL, copy_part_main, &parts[np]);
+		if (!started[np])
+			copy_part_main(&parts[np]);
 	}
-	if ((err = vwr(a->svol, buf, pos, n))) {
-		set_error(p, "copy: writing the auxiliary volume at %" PRIu64 ": %s", pos,
-			  strerror(-err));
-		return err;
+	for (int i = 0; i < np; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		if (parts[i].err && !err) {
+			err = parts[i].err;
+			set_error(p, "copy: %s the %s volume at %" PRIu64 ": %s",
+				  parts[i].is_read_err ? "reading" : "writing",
+				  parts[i].is_read_err ? "primary" : "auxiliary", parts[i].off,
+				  strerror(-err));
+		}
 	}
+	if (err)
+		return err;
 	pthread_mutex_lock(&p->mu);
 	p->cfg.copy_pos = pos + n;
 	p->link_up = 1;
@@ -1934,6 +2018,8 @@ int pair_open(const struct pair_cfg *c, const struct pair_env *env, struct pair 
 
 		pthread_condattr_init(&ca);
 		pthread_cond_init(&p->cv, &ca);
+		pthread_cond_init(&p->wcv, &ca);
+		pthread_cond_init(&p->dcv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	for (int i = 0; i < RL_N; i++)
@@ -2031,7 +2117,7 @@ void pair_detach(struct pair *p, struct vol *v)
 		if (p->ready && p->pjnl) {
 			p->ready = 0;
 			while (p->qhead)
-				pthread_cond_wait(&p->cv, &p->mu);
+				pthread_cond_wait(&p->dcv, &p->mu);
 			primary_header_snapshot(p, &snap);
 			write = 1;
 		}
@@ -2070,8 +2156,9 @@ void pair_close(struct pair *p)
 	if (p->cfg.role == PAIR_PRIMARY && p->pvol)
 		pair_detach(p, p->pvol);
 	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->wcv);
 	pthread_mutex_unlock(&p->mu);
 	if (p->thread_running)
 		pthread_join(p->thread, NULL);
@@ -2083,6 +2170,7 @@ void pair_close(struct pair *p)
 	}
 	p->qhead = p->qtail = NULL;
 	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->dcv);
 	pthread_mutex_unlock(&p->mu);
 	{
 		struct vol **vs[] = { &p->pvol, &p->pjnl, &p->svol, &p->sjnl, &p->src_pvol, &p->src_pjnl };
@@ -2092,6 +2180,13 @@ void pair_close(struct pair *p)
 				pair_detach(p, *vs[i]);
 	}
 	pbm_close(p->bm, 0);
+	for (int i = 0; i < RL_N; i++)
+		pthread_mutex_destroy(&p->rl[i]);
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->hdr_mu);
+	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->wcv);
+	pthread_cond_destroy(&p->dcv);
 	free(p->shadow);
 	free(p->ent_pos);
 	free(p->done);

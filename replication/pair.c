@@ -16,6 +16,8 @@
 #define RL_SHIFT 20                    /* 1 MiB regions */
 #define DONE_W 65536u                  /* sequences in flight at most (applied tracking) */
 #define BATCH_MAX_BYTES (16u << 20)    /* journal writer: data per batch */
+#define GROUP_MIN 8                    /* journal writer: entries it likes to batch */
+#define GROUP_WAIT_S 0.0001            /* ... and how long it waits for them at most */
 #define FULL_WAIT_S 10                 /* host writes wait this long for journal space */
 #define ACQ_MAX_ENTRIES 2048u
 #define ACQ_MAX_BYTES (8u << 20)
@@ -689,6 +691,25 @@ static void *primary_thread(void *arg)
 			deadline(&until, 0.5);
 			pthread_cond_timedwait(&p->wcv, &p->mu, &until);
 			continue;
+		}
+		/* group commit: with other host writes in flight (their P-VOL writes), wait a moment
+		 * for them to queue as well, so one journal write carries several entries */
+		{
+			uint64_t queued = 0, inflight = p->next_seq - 1 - p->applied;
+
+			for (struct waiter *q = p->qhead; q; q = q->next)
+				queued++;
+			if (queued < GROUP_MIN && inflight > queued) {
+				deadline(&until, GROUP_WAIT_S);
+				while (!p->stop && pthread_cond_timedwait(&p->wcv, &p->mu, &until) !=
+				       ETIMEDOUT) {
+					queued = 0;
+					for (struct waiter *q = p->qhead; q; q = q->next)
+						queued++;
+					if (queued >= GROUP_MIN || p->next_seq - 1 - p->applied <= queued)
+						break;
+				}
+			}
 		}
 		first = last = p->qhead;
 		bytes = jrnl_align(jrnl_entry_len(&first->e));

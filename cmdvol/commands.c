@@ -809,7 +809,7 @@ const struct command commands[] = {
 	  "aux: swap roles (restore everything, then this device is primary); step= is internal" },
 	{ 41, "pair-resync", "id [step] [takeover_seq] [mode] [interval_ms]", c_pair_resync,
 	  "copy only what changed (after an overflow or a takeover), then replicate again" },
-	{ 42, "pair-dirty", "id [from]", c_pair_dirty, "primary: the changed granules (for a resync)" },
+	{ 42, "pair-dirty", "id [from] [vol]", c_pair_dirty, "primary: the changed granules (for a resync)" },
 	{ 43, "pair-delta-done", "id", c_pair_delta_done,
 	  "primary: the auxiliary device copied the delta (sent by its module)" },
 	{ 44, "pair-takeover", "id", c_pair_takeover,

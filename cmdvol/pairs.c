@@ -36,6 +36,60 @@ static uint64_t rec_u64(const char *line, const char *key)
 	return tbl_get(line, key, b, sizeof(b)) ? strtoull(b, NULL, 10) : 0;
 }
 
+/* "10,12,14" -> ids[], *n; 0 or -EINVAL */
+static int parse_list(const char *v, uint64_t *ids, uint32_t *n)
+{
+	char *end;
+
+	*n = 0;
+	if (!v || !*v)
+		return -EINVAL;
+	for (;;) {
+		if (*n >= PAIR_MAX_VOLS || !isdigit((unsigned char)*v))
+			return -EINVAL;
+		ids[(*n)++] = strtoull(v, &end, 10);
+		if (!ids[*n - 1] || ids[*n - 1] > UINT32_MAX)
+			return -EINVAL;
+		if (!*end)
+			return 0;
+		if (*end != ',')
+			return -EINVAL;
+		v = end + 1;
+	}
+}
+
+static const char *fmt_list(const uint64_t *ids, uint32_t n, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	for (uint32_t i = 0; i < (n ? n : 1) && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%" PRIu64, i ? "," : "", ids[i]);
+	return buf;
+}
+
+static uint64_t rec_list(const char *line, const char *key, uint64_t *ids, uint32_t *n)
+{
+	char b[200];
+	uint32_t k = 0;
+
+	memset(ids, 0, sizeof(uint64_t) * PAIR_MAX_VOLS);
+	if (tbl_get(line, key, b, sizeof(b)) && parse_list(b, ids, &k) == 0)
+		*n = k;
+	return ids[0];
+}
+
+static void unlink_bitmaps(const struct pair_cfg *c)
+{
+	char path[600];
+
+	unlink(c->bitmap_path);
+	for (int i = 1; i < PAIR_MAX_VOLS; i++) {
+		snprintf(path, sizeof(path), "%s.%d", c->bitmap_path, i);
+		unlink(path);
+	}
+}
+
 static void set_paths(struct pair_cfg *c)
 {
 	struct tables *t = tables_now();
@@ -55,15 +109,20 @@ static int rec_to_cfg(const char *line, struct pair_cfg *c)
 	c->id = (uint32_t)strtoul(b, NULL, 10);
 	c->role = tbl_get(line, "role", b, sizeof(b)) && !strcmp(b, "primary") ? PAIR_PRIMARY :
 		PAIR_AUX;
-	c->pvol = rec_u64(line, "pvol");
+	{
+		uint32_t n1 = 1, n2 = 1, n3 = 1, n4 = 1;
+
+		rec_list(line, "pvol", c->pvols, &n1);
+		rec_list(line, "svol", c->svols, &n2);
+		rec_list(line, "src_pvol", c->src_pvols, &n3);
+		rec_list(line, "r_src_pvol", c->r_src_pvols, &n4);
+		c->nvols = n1;
+	}
 	c->pjnl = rec_u64(line, "pjnl");
-	c->svol = rec_u64(line, "svol");
 	c->sjnl = rec_u64(line, "sjnl");
-	c->src_pvol = rec_u64(line, "src_pvol");
 	c->src_pjnl = rec_u64(line, "src_pjnl");
 	c->s_peer = rec_u64(line, "s_peer");
 	c->p_peer = rec_u64(line, "p_peer");
-	c->r_src_pvol = rec_u64(line, "r_src_pvol");
 	c->r_src_pjnl = rec_u64(line, "r_src_pjnl");
 	c->copy_pos = rec_u64(line, "copy_pos");
 	c->interval_ms = (uint32_t)rec_u64(line, "interval_ms");
@@ -91,7 +150,7 @@ static int rec_to_cfg(const char *line, struct pair_cfg *c)
 static int put_rec(struct tbl_recs *r, void *arg)
 {
 	const struct pair_cfg *c = arg;
-	char id[16], u[37], reason[400];
+	char id[16], u[37], reason[400], l1[200], l2[200], l3[200], l4[200];
 	int i;
 
 	snprintf(id, sizeof(id), "%u", c->id);
@@ -99,15 +158,18 @@ static int put_rec(struct tbl_recs *r, void *arg)
 		tbl_del(r, i);
 	jrnl_uuid_str(c->juuid, u);
 	cb_pct_encode(c->reason[0] ? c->reason : "-", reason, sizeof(reason));
-	return tbl_add(r, "pair id=%u role=%s pvol=%" PRIu64 " pjnl=%" PRIu64 " svol=%" PRIu64
-		       " sjnl=%" PRIu64 " src_pvol=%" PRIu64 " src_pjnl=%" PRIu64 " s_peer=%" PRIu64
-		       " p_peer=%" PRIu64 " r_src_pvol=%" PRIu64 " r_src_pjnl=%" PRIu64
+	return tbl_add(r, "pair id=%u role=%s pvol=%s pjnl=%" PRIu64 " svol=%s"
+		       " sjnl=%" PRIu64 " src_pvol=%s src_pjnl=%" PRIu64 " s_peer=%" PRIu64
+		       " p_peer=%" PRIu64 " r_src_pvol=%s r_src_pjnl=%" PRIu64
 		       " state=%s copy_pos=%" PRIu64 " mode=%s interval_ms=%u"
 		       " rate_mb=%u juuid=%s reason=%s overflow=%s warn_pct=%u granule_bytes=%" PRIu64
 		       " delta=%d delta_fetched=%d resynced=%d takeover_seq=%" PRIu64
 		       " consistent_ns=%" PRIu64, c->id,
-		       c->role == PAIR_PRIMARY ? "primary" : "aux", c->pvol, c->pjnl, c->svol, c->sjnl,
-		       c->src_pvol, c->src_pjnl, c->s_peer, c->p_peer, c->r_src_pvol, c->r_src_pjnl,
+		       c->role == PAIR_PRIMARY ? "primary" : "aux",
+		       fmt_list(c->pvols, c->nvols, l1, sizeof(l1)), c->pjnl,
+		       fmt_list(c->svols, c->nvols, l2, sizeof(l2)), c->sjnl,
+		       fmt_list(c->src_pvols, c->nvols, l3, sizeof(l3)), c->src_pjnl, c->s_peer,
+		       c->p_peer, fmt_list(c->r_src_pvols, c->nvols, l4, sizeof(l4)), c->r_src_pjnl,
 		       pair_state_name(c->state),
 		       c->copy_pos, c->auto_mode ? "auto" : "host", c->interval_ms, c->rate_mb, u,
 		       reason, c->overflow_throttle ? "throttle" : "suspend", c->warn_pct,
@@ -165,21 +227,22 @@ static int confirm_cb(void *ctx, const struct pair_cfg *c, uint64_t rc, int purg
 }
 
 /* aux: the primary's changed granules, through s_peer ("pair-dirty id= from=") */
-static int fetch_dirty_cb(void *ctx, const struct pair_cfg *c, struct pbm *into, char *why,
-			  size_t why_len)
+static int fetch_dirty_cb(void *ctx, const struct pair_cfg *c, int vi, struct pbm *into,
+			  char *why, size_t why_len)
 {
 	uint64_t from = 0, bits = UINT64_MAX;
 	int err = 0;
 
 	(void)ctx;
 	while (from < bits && !err) {
-		char a[32], b[40], buf[40];
-		const char *params[2] = { a, b };
+		char a[32], b[40], d[16], buf[40];
+		const char *params[3] = { a, b, d };
 		struct cb_reply r;
 
 		snprintf(a, sizeof(a), "id=%u", c->id);
 		snprintf(b, sizeof(b), "from=%" PRIu64, from);
-		if ((err = remote_call(c->s_peer, "pair-dirty", params, 2, &r, why, why_len)))
+		snprintf(d, sizeof(d), "vol=%d", vi);
+		if ((err = remote_call(c->s_peer, "pair-dirty", params, 3, &r, why, why_len)))
 			break;
 		if (r.status != CB_OK) {
 			snprintf(why, why_len, "%s: %s", cb_status_name(r.status), r.msg);
@@ -256,9 +319,18 @@ static void collect(const char *line, void *arg)
 
 static void attach_all(struct pair *p, const struct pair_cfg *c)
 {
-	uint64_t ids[] = { c->pvol, c->pjnl, c->svol, c->sjnl, c->src_pvol, c->src_pjnl };
+	uint64_t ids[3 * PAIR_MAX_VOLS + 3];
+	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+	for (uint32_t k = 0; k < (c->nvols ? c->nvols : 1); k++) {
+		ids[n++] = c->pvols[k];
+		ids[n++] = c->svols[k];
+		ids[n++] = c->src_pvols[k];
+	}
+	ids[n++] = c->pjnl;
+	ids[n++] = c->sjnl;
+	ids[n++] = c->src_pjnl;
+	for (size_t i = 0; i < n; i++) {
 		struct vol *v;
 
 		if (!ids[i] || !pair_uses(p, ids[i]) || !(v = vol_lookup(ids[i])))
@@ -337,6 +409,27 @@ static int p_u64(struct exec_ctx *x, const char *key, uint64_t min, uint64_t max
 	return 0;
 }
 
+/* A volid list "10,12" (a consistency group; every list of a command as long as the first). */
+static int p_vols(struct exec_ctx *x, const char *key, uint64_t *ids, uint32_t *n, int required)
+{
+	const char *v = cb_get(x->cb, key);
+	uint32_t k;
+
+	if (!v && !required)
+		return 0;
+	if (!v || parse_list(v, ids, &k)) {
+		res_status(x->res, CB_INVALID, "%s=%s: expected a volid or a comma-separated list of up "
+			   "to %d volids", key, v ? v : "(missing)", PAIR_MAX_VOLS);
+		return -EINVAL;
+	}
+	if (*n && k != *n) {
+		res_status(x->res, CB_INVALID, "%s=%s: %u volids, but the group has %u", key, v, k, *n);
+		return -EINVAL;
+	}
+	*n = k;
+	return 0;
+}
+
 static int err_status(int err)
 {
 	switch (-err) {
@@ -372,7 +465,7 @@ static int with_pair(struct exec_ctx *x, uint32_t id, int (*fn)(struct exec_ctx 
 static void status_line(struct cb_result *res, struct pair *p)
 {
 	struct pair_status st;
-	char reason[400], err[400], u[37];
+	char reason[400], err[400], u[37], l1[200], l2[200];
 	const struct jrnl_hdr *h;
 
 	pair_get_status(p, &st);
@@ -382,8 +475,8 @@ static void status_line(struct cb_result *res, struct pair *p)
 	if (st.cfg.role == PAIR_PRIMARY) {
 		uint64_t used = st.jin_pos - st.jout_pos;
 
-		res_line(res, "pair id=%u role=primary state=%s ready=%d pvol=%" PRIu64 " pjnl=%" PRIu64
-			 " svol=%" PRIu64 " sjnl=%" PRIu64 " journal_in=%" PRIu64 " journal_out=%" PRIu64
+		res_line(res, "pair id=%u role=primary state=%s ready=%d pvol=%s pjnl=%" PRIu64
+			 " svol=%s sjnl=%" PRIu64 " journal_in=%" PRIu64 " journal_out=%" PRIu64
 			 " journal_in_lba=%" PRIu64 " journal_out_lba=%" PRIu64 " confirmed=%" PRIu64
 			 " applied=%" PRIu64 " entries=%" PRIu64 " used_bytes=%" PRIu64
 			 " data_bytes=%" PRIu64 " used_percent=%.1f writes=%" PRIu64
@@ -391,8 +484,9 @@ static void status_line(struct cb_result *res, struct pair *p)
 			 " journal_uuid=%s missing=%s reason=%s overflow=%s warn_pct=%u warning=%d"
 			 " bitmap_granules=%" PRIu64 " granule_bytes=%" PRIu64 " takeover_seq=%" PRIu64
 			 " resync_pending=%d",
-			 st.cfg.id, pair_state_name(st.cfg.state), st.ready, st.cfg.pvol, st.cfg.pjnl,
-			 st.cfg.svol, st.cfg.sjnl, st.jin, st.jout,
+			 st.cfg.id, pair_state_name(st.cfg.state), st.ready,
+			 fmt_list(st.cfg.pvols, st.cfg.nvols, l1, sizeof(l1)), st.cfg.pjnl,
+			 fmt_list(st.cfg.svols, st.cfg.nvols, l2, sizeof(l2)), st.cfg.sjnl, st.jin, st.jout,
 			 h->data_bytes ? jrnl_pos_lba(h, st.jin_pos) : 0,
 			 h->data_bytes ? jrnl_pos_lba(h, st.jout_pos) : 0, st.confirmed, st.applied,
 			 st.jin - st.jout, used, h->data_bytes,
@@ -418,7 +512,7 @@ static void status_line(struct cb_result *res, struct pair *p)
 		}
 		cb_pct_encode(st.last_error[0] ? st.last_error : "-", err, sizeof(err));
 		res_line(res, "pair id=%u role=aux state=%s ready=%d mode=%s interval_ms=%u rate_mb=%u"
-			 " pvol=%" PRIu64 " pjnl=%" PRIu64 " svol=%" PRIu64 " sjnl=%" PRIu64
+			 " pvol=%s pjnl=%" PRIu64 " svol=%s sjnl=%" PRIu64
 			 " restore_completed=%" PRIu64 " to_be_restored=%" PRIu64
 			 " read_completed=%" PRIu64 " to_be_read=%" PRIu64
 			 " restore_completed_lba=%" PRIu64 " read_completed_lba=%" PRIu64
@@ -431,7 +525,9 @@ static void status_line(struct cb_result *res, struct pair *p)
 			 " consistent_seconds=%.3f delta=%d delta_granules=%" PRIu64,
 			 st.cfg.id, pair_state_name(st.cfg.state), st.ready,
 			 st.cfg.auto_mode ? "auto" : "host", st.cfg.interval_ms, st.cfg.rate_mb,
-			 st.cfg.pvol, st.cfg.pjnl, st.cfg.svol, st.cfg.sjnl, st.restore_completed,
+			 fmt_list(st.cfg.pvols, st.cfg.nvols, l1, sizeof(l1)), st.cfg.pjnl,
+			 fmt_list(st.cfg.svols, st.cfg.nvols, l2, sizeof(l2)), st.cfg.sjnl,
+			 st.restore_completed,
 			 st.to_be_restored, st.read_completed, st.to_be_read,
 			 h->data_bytes ? jrnl_pos_lba(h, st.restore_pos) : 0,
 			 h->data_bytes ? jrnl_pos_lba(h, st.known_head_pos) : 0,
@@ -550,16 +646,19 @@ static int in_use(struct exec_ctx *x, uint32_t id, const uint64_t *vols, int n)
 	tables_each(x->tables, "pair", collect, l);
 	for (int i = 0; i < l->n && !err; i++) {
 		struct pair_cfg *c = &l->c[i];
-		uint64_t mine[] = { c->pvol, c->pjnl, c->svol, c->sjnl };
-		int local_from = c->role == PAIR_PRIMARY ? 0 : 2;
+		uint64_t mine[PAIR_MAX_VOLS + 1];
+		int nm = 0;
 
 		if (c->id == id) {
 			res_status(x->res, CB_EXISTS, "pair %u exists on this device", id);
 			err = -EEXIST;
 			break;
 		}
+		for (uint32_t k = 0; k < (c->nvols ? c->nvols : 1); k++)
+			mine[nm++] = c->role == PAIR_PRIMARY ? c->pvols[k] : c->svols[k];
+		mine[nm++] = c->role == PAIR_PRIMARY ? c->pjnl : c->sjnl;
 		for (int k = 0; k < n && !err; k++)
-			for (int m = local_from; m < local_from + 2; m++)
+			for (int m = 0; m < nm; m++)
 				if (vols[k] == mine[m]) {
 					res_status(x->res, CB_EXISTS, "volid %" PRIu64 " is already in "
 						   "pair %u", vols[k], c->id);
@@ -570,32 +669,52 @@ static int in_use(struct exec_ctx *x, uint32_t id, const uint64_t *vols, int n)
 	return err;
 }
 
+/* No volid twice among the local volumes of a new pair. */
+static int distinct(struct exec_ctx *x, const uint64_t *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		for (int k = i + 1; k < n; k++)
+			if (ids[i] == ids[k]) {
+				res_status(x->res, CB_INVALID, "volid %" PRIu64 " is named twice (a volume "
+					   "and its journal, or two volumes of the group, are the same)",
+					   ids[i]);
+				return -EINVAL;
+			}
+	return 0;
+}
+
 static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 {
 	struct vol *v[4] = { 0 };
 	struct pair *p = NULL;
+	uint64_t ids[PAIR_MAX_VOLS + 1];
+	int n = (int)(c->nvols ? c->nvols : 1);
 	char why[400];
 	int err = 0, slot = -1;
 
 	if (c->role == PAIR_PRIMARY) {
-		uint64_t ids[2] = { c->pvol, c->pjnl };
-
-		if (c->pvol == c->pjnl) {
-			res_status(x->res, CB_INVALID, "the primary volume and its journal are the same");
-			return -EINVAL;
-		}
-		if ((err = in_use(x, c->id, ids, 2)) ||
-		    (err = check_vol(x, c->pvol, "pvol", 0, 0, &v[0])) ||
+		for (int i = 0; i < n; i++)
+			ids[i] = c->pvols[i];
+		ids[n] = c->pjnl;
+		if ((err = distinct(x, ids, n + 1)) || (err = in_use(x, c->id, ids, n + 1)) ||
 		    (err = check_vol(x, c->pjnl, "pjnl", 0, 0, &v[1])) ||
 		    (c->p_peer && (err = check_vol(x, c->p_peer, "p_peer", 1, 1, &v[2]))))
+			goto out;
+		for (int i = 0; i < n && !err; i++) {
+			struct vol *pv;
+
+			if (!(err = check_vol(x, c->pvols[i], "pvol", 0, 0, &pv)))
+				vol_put(pv);
+		}
+		if (err)
 			goto out;
 		if (c->r_src_pvol || c->r_src_pjnl) {
 			struct vol *rv;
 
-			if ((err = check_vol(x, c->r_src_pvol, "r_src_pvol", 1, 0, &rv)))
-				goto out;
-			vol_put(rv);
-			if ((err = check_vol(x, c->r_src_pjnl, "r_src_pjnl", 1, 0, &rv)))
+			for (int i = 0; i < n && !err; i++)
+				if (!(err = check_vol(x, c->r_src_pvols[i], "r_src_pvol", 1, 0, &rv)))
+					vol_put(rv);
+			if (err || (err = check_vol(x, c->r_src_pjnl, "r_src_pjnl", 1, 0, &rv)))
 				goto out;
 			vol_put(rv);
 		}
@@ -605,16 +724,11 @@ static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 		}
 		c->state = PAIR_JOURNALING;
 	} else {
-		uint64_t ids[2] = { c->svol, c->sjnl };
-
-		if (c->svol == c->sjnl) {
-			res_status(x->res, CB_INVALID, "the auxiliary volume and its journal are the same");
-			return -EINVAL;
-		}
-		if ((err = in_use(x, c->id, ids, 2)) ||
-		    (err = check_vol(x, c->svol, "svol", 0, 0, &v[0])) ||
+		for (int i = 0; i < n; i++)
+			ids[i] = c->svols[i];
+		ids[n] = c->sjnl;
+		if ((err = distinct(x, ids, n + 1)) || (err = in_use(x, c->id, ids, n + 1)) ||
 		    (err = check_vol(x, c->sjnl, "sjnl", 0, 0, &v[1])) ||
-		    (err = check_vol(x, c->src_pvol, "src_pvol", 1, 0, &v[2])) ||
 		    (err = check_vol(x, c->src_pjnl, "src_pjnl", 1, 0, &v[3])))
 			goto out;
 		if (c->s_peer) {
@@ -624,14 +738,28 @@ static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 				goto out;
 			vol_put(sp);
 		}
-		if (v[0]->size_bytes < v[2]->size_bytes || v[0]->block_bytes != v[2]->block_bytes) {
-			res_status(x->res, CB_INVALID, "the auxiliary volume (%" PRIu64 " bytes, block %u) "
-				   "must be at least as large as the primary volume (%" PRIu64 " bytes) "
-				   "and have its block size (%u)", v[0]->size_bytes, v[0]->block_bytes,
-				   v[2]->size_bytes, v[2]->block_bytes);
-			err = -EINVAL;
-			goto out;
+		for (int i = 0; i < n && !err; i++) {
+			struct vol *sv, *pv;
+
+			if ((err = check_vol(x, c->svols[i], "svol", 0, 0, &sv)))
+				break;
+			if ((err = check_vol(x, c->src_pvols[i], "src_pvol", 1, 0, &pv))) {
+				vol_put(sv);
+				break;
+			}
+			if (sv->size_bytes < pv->size_bytes || sv->block_bytes != pv->block_bytes) {
+				res_status(x->res, CB_INVALID, "the auxiliary volume %" PRIu64 " (%" PRIu64
+					   " bytes, block %u) must be at least as large as its primary "
+					   "volume (%" PRIu64 " bytes) and have its block size (%u)",
+					   sv->volid, sv->size_bytes, sv->block_bytes, pv->size_bytes,
+					   pv->block_bytes);
+				err = -EINVAL;
+			}
+			vol_put(sv);
+			vol_put(pv);
 		}
+		if (err)
+			goto out;
 		if ((err = pair_format_aux(v[1], v[3], c->id, c->juuid, why, sizeof(why)))) {
 			res_status(x->res, err_status(err), "%s", why);
 			goto out;
@@ -640,7 +768,7 @@ static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 		c->copy_pos = 0;
 	}
 	set_paths(c);
-	unlink(c->bitmap_path);     /* a leftover of a deleted pair of the same id */
+	unlink_bitmaps(c);          /* leftovers of a deleted pair of the same id */
 	if ((err = tables_update(x->tables, put_rec, c))) {
 		res_status(x->res, CB_FAILED, "cannot record the pair in the tables: %s", strerror(-err));
 		goto out;
@@ -701,15 +829,15 @@ int c_pair_create(struct exec_ctx *x)
 			   "the pair");
 		return CB_INVALID;
 	}
-	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "pvol", 1, UINT32_MAX, &c.pvol, 1) ||
-	    p_u64(x, "pjnl", 1, UINT32_MAX, &c.pjnl, 1) || p_u64(x, "svol", 1, UINT32_MAX, &c.svol, 1) ||
+	if (p_u64(x, "id", 1, 65535, &id, 1) || p_vols(x, "pvol", c.pvols, &c.nvols, 1) ||
+	    p_u64(x, "pjnl", 1, UINT32_MAX, &c.pjnl, 1) || p_vols(x, "svol", c.svols, &c.nvols, 1) ||
 	    p_u64(x, "sjnl", 1, UINT32_MAX, &c.sjnl, 1) ||
-	    p_u64(x, "src_pvol", 1, UINT32_MAX, &c.src_pvol, 1) ||
+	    p_vols(x, "src_pvol", c.src_pvols, &c.nvols, 1) ||
 	    p_u64(x, "src_pjnl", 1, UINT32_MAX, &c.src_pjnl, 1) ||
 	    p_u64(x, "s_peer", 1, UINT32_MAX, &c.s_peer, 1) ||
 	    p_u64(x, "p_peer", 1, UINT32_MAX, &c.p_peer, 1) ||
 	    p_u64(x, "interval_ms", 1, 3600000, &iv, 0) || p_u64(x, "rate_mb", 0, 100000, &rate, 0) ||
-	    p_u64(x, "r_src_pvol", 1, UINT32_MAX, &c.r_src_pvol, 0) ||
+	    p_vols(x, "r_src_pvol", c.r_src_pvols, &c.nvols, 0) ||
 	    p_u64(x, "r_src_pjnl", 1, UINT32_MAX, &c.r_src_pjnl, 0))
 		return x->res->status;
 	{
@@ -957,7 +1085,7 @@ int c_pair_delete(struct exec_ctx *x)
 		struct pair_cfg c = { .id = (uint32_t)id };
 
 		set_paths(&c);
-		unlink(c.bitmap_path);
+		unlink_bitmaps(&c);
 	}
 	if (err)
 		res_status(x->res, CB_OK, "pair %" PRIu64 " deleted here; the other device could not "
@@ -1152,11 +1280,11 @@ static int swap_step_primary(struct exec_ctx *x, uint32_t id, const char *step)
 			if (src) vol_put(src);
 			return CB_FAILED;
 		}
-		{
-			struct vol *rp = vol_lookup(st.cfg.r_src_pvol);
+		for (uint32_t k = 0; k < (st.cfg.nvols ? st.cfg.nvols : 1); k++) {
+			struct vol *rp = vol_lookup(st.cfg.r_src_pvols[k]);
 
 			if (rp) {
-				total = rp->size_bytes;
+				total += rp->size_bytes;
 				vol_put(rp);
 			}
 		}
@@ -1164,11 +1292,12 @@ static int swap_step_primary(struct exec_ctx *x, uint32_t id, const char *step)
 		memset(&c, 0, sizeof(c));
 		c.id = id;
 		c.role = PAIR_AUX;
-		c.svol = st.cfg.pvol;
+		c.nvols = st.cfg.nvols;
+		memcpy(c.svols, st.cfg.pvols, sizeof(c.svols));
 		c.sjnl = st.cfg.pjnl;
-		c.pvol = st.cfg.svol;
+		memcpy(c.pvols, st.cfg.svols, sizeof(c.pvols));
 		c.pjnl = st.cfg.sjnl;
-		c.src_pvol = st.cfg.r_src_pvol;
+		memcpy(c.src_pvols, st.cfg.r_src_pvols, sizeof(c.src_pvols));
 		c.src_pjnl = st.cfg.r_src_pjnl;
 		c.s_peer = st.cfg.p_peer;
 		c.state = PAIR_PAIRED;
@@ -1262,12 +1391,13 @@ int c_pair_swap(struct exec_ctx *x)
 	memset(&c, 0, sizeof(c));
 	c.id = (uint32_t)id;
 	c.role = PAIR_PRIMARY;
-	c.pvol = st.cfg.svol;
+	c.nvols = st.cfg.nvols;
+	memcpy(c.pvols, st.cfg.svols, sizeof(c.pvols));
 	c.pjnl = st.cfg.sjnl;
-	c.svol = st.cfg.pvol;
+	memcpy(c.svols, st.cfg.pvols, sizeof(c.svols));
 	c.sjnl = st.cfg.pjnl;
 	c.p_peer = st.cfg.s_peer;
-	c.r_src_pvol = st.cfg.src_pvol;
+	memcpy(c.r_src_pvols, st.cfg.src_pvols, sizeof(c.r_src_pvols));
 	c.r_src_pjnl = st.cfg.src_pjnl;
 	c.state = PAIR_JOURNALING;
 	c.overflow_throttle = st.cfg.overflow_throttle;
@@ -1316,15 +1446,16 @@ int c_pair_swap(struct exec_ctx *x)
 
 int c_pair_dirty(struct exec_ctx *x)
 {
-	uint64_t id, from = 0, first[512], count[512], next;
+	uint64_t id, from = 0, first[512], count[512], next, vi = 0;
 	struct pair *p;
 	int n;
 
-	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "from", 0, UINT64_MAX - 1, &from, 0))
+	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "from", 0, UINT64_MAX - 1, &from, 0) ||
+	    p_u64(x, "vol", 0, PAIR_MAX_VOLS - 1, &vi, 0))
 		return x->res->status;
 	pthread_mutex_lock(&plock);
 	p = find_open((uint32_t)id);
-	n = p ? pair_dirty_runs(p, from, 512, first, count, &next) : -ENOENT;
+	n = p ? pair_dirty_runs(p, (int)vi, from, 512, first, count, &next) : -ENOENT;
 	if (n >= 0) {
 		struct pair_status st;
 
@@ -1451,7 +1582,7 @@ static int demote(struct exec_ctx *x, struct pair_status *st, uint64_t takeover_
 	p = find_open(st->cfg.id);
 	if (p && st->cfg.state == PAIR_JOURNALING)
 		pair_freeze(p, &last);          /* no host write slips in meanwhile */
-	err = p ? pair_tail_granules(p, takeover_seq, NULL, &entries, &bytes, &granules) : -ENOENT;
+	err = p ? pair_tail_granules(p, takeover_seq, &entries, &bytes, &granules) : -ENOENT;
 	pthread_mutex_unlock(&plock);
 	if (err) {
 		res_status(x->res, CB_FAILED, "pair %u: cannot work out the writes the other device "
@@ -1461,11 +1592,12 @@ static int demote(struct exec_ctx *x, struct pair_status *st, uint64_t takeover_
 	memset(&c, 0, sizeof(c));
 	c.id = st->cfg.id;
 	c.role = PAIR_AUX;
-	c.svol = st->cfg.pvol;
+	c.nvols = st->cfg.nvols;
+	memcpy(c.svols, st->cfg.pvols, sizeof(c.svols));
 	c.sjnl = st->cfg.pjnl;
-	c.pvol = st->cfg.svol;
+	memcpy(c.pvols, st->cfg.svols, sizeof(c.pvols));
 	c.pjnl = st->cfg.sjnl;
-	c.src_pvol = st->cfg.r_src_pvol;
+	memcpy(c.src_pvols, st->cfg.r_src_pvols, sizeof(c.src_pvols));
 	c.src_pjnl = st->cfg.r_src_pjnl;
 	c.s_peer = st->cfg.p_peer;
 	c.state = PAIR_COPYING;
@@ -1659,12 +1791,13 @@ int c_pair_takeover(struct exec_ctx *x)
 	memset(&c, 0, sizeof(c));
 	c.id = (uint32_t)id;
 	c.role = PAIR_PRIMARY;
-	c.pvol = st.cfg.svol;
+	c.nvols = st.cfg.nvols;
+	memcpy(c.pvols, st.cfg.svols, sizeof(c.pvols));
 	c.pjnl = st.cfg.sjnl;
-	c.svol = st.cfg.pvol;
+	memcpy(c.svols, st.cfg.pvols, sizeof(c.svols));
 	c.sjnl = st.cfg.pjnl;
 	c.p_peer = st.cfg.s_peer;
-	c.r_src_pvol = st.cfg.src_pvol;
+	memcpy(c.r_src_pvols, st.cfg.src_pvols, sizeof(c.r_src_pvols));
 	c.r_src_pjnl = st.cfg.src_pjnl;
 	c.overflow_throttle = st.cfg.overflow_throttle;
 	c.warn_pct = st.cfg.warn_pct;
@@ -1680,7 +1813,7 @@ int c_pair_takeover(struct exec_ctx *x)
 
 		delete_local(x->tables, c.id);
 		set_paths(&b);
-		unlink(b.bitmap_path);
+		unlink_bitmaps(&b);
 	}
 	if ((err = reopen_as(x, &c))) {
 		res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot become primary: %s", id,

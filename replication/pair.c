@@ -53,10 +53,11 @@ struct pair {
 	pthread_cond_t dcv;            /* primary: a batch is durable (its waiters, drains) */
 	int applied_waiters;           /* primary: freeze/resync wait for `applied` (on cv) */
 	uint64_t purge_req;            /* primary: purge asked up to here (done as applied allows) */
-	struct vol *pvol, *pjnl, *svol, *sjnl, *src_pvol, *src_pjnl;
-	struct vol_hook jhook;         /* P-VOL: journaling */
+	struct vol *pvols[PAIR_MAX_VOLS], *pjnl, *svols[PAIR_MAX_VOLS], *sjnl;
+	struct vol *src_pvols[PAIR_MAX_VOLS], *src_pjnl;
+	struct vol_hook jhook[PAIR_MAX_VOLS];    /* P-VOLs: journaling */
 	struct vol_hook guard_j;       /* journal: refuses host writes */
-	struct vol_hook guard_s;       /* S-VOL: refuses host writes */
+	struct vol_hook guard_s[PAIR_MAX_VOLS];  /* S-VOLs: refuse host writes */
 	int ready;                     /* journal loaded (and redone) */
 	struct jrnl_hdr h;             /* current header (pointers updated in memory) */
 	uint8_t *shadow;               /* the metadata ring's image */
@@ -76,7 +77,7 @@ struct pair {
 	size_t batch_cap;
 
 	/* aux (under mu; the worker does I/O without it) */
-	struct pbm *bm;                /* change bitmap (primary: changes; aux: delta to copy) */
+	struct pbm *bm[PAIR_MAX_VOLS]; /* change bitmaps (primary: changes; aux: delta to copy) */
 	int warned;                    /* primary: journal use warning logged */
 	int need_persist;              /* primary: the writer thread persists cfg */
 	int suspended_since_resync;    /* primary: a delta_done must not clear newer bits */
@@ -93,6 +94,36 @@ struct pair {
 };
 
 static int persist_now(struct pair *p);
+
+static int nvols(const struct pair *p) { return p->cfg.nvols ? (int)p->cfg.nvols : 1; }
+
+/* Index of volid in ids[0..nvols), or -1. */
+static int vol_index(const struct pair *p, const uint64_t *ids, uint64_t volid)
+{
+	for (int i = 0; i < nvols(p); i++)
+		if (ids[i] == volid)
+			return i;
+	return -1;
+}
+
+/* Are all of vs[0..nvols) here? */
+static int all_here(const struct pair *p, struct vol *const *vs)
+{
+	for (int i = 0; i < nvols(p); i++)
+		if (!vs[i])
+			return 0;
+	return 1;
+}
+
+/* Bytes before volume i in the copy's address space (the volumes one after another). */
+static uint64_t vol_base(struct vol *const *vs, int i)
+{
+	uint64_t b = 0;
+
+	for (int k = 0; k < i; k++)
+		b += vs[k]->size_bytes;
+	return b;
+}
 
 static uint64_t now_ns(void)
 {
@@ -281,10 +312,10 @@ static int guard_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64
 	(void)buf;
 	if (repl_internal)
 		return 0;
-	if (hk == &p->guard_s && p->cfg.state == PAIR_SUSPENDED && p->cfg.role == PAIR_AUX)
+	if (hk != &p->guard_j && p->cfg.state == PAIR_SUSPENDED && p->cfg.role == PAIR_AUX)
 		return -EACCES;   /* still the pair's copy: suspended is not split */
 	tlog(TLOG_WARN, "pair %u: host write to volid %" PRIu64 " (%s) refused: offset %" PRIu64
-	     " length %" PRIu64, p->cfg.id, v->volid, hk == &p->guard_s ? "the auxiliary volume" :
+	     " length %" PRIu64, p->cfg.id, v->volid, hk != &p->guard_j ? "an auxiliary volume" :
 	     "a journal in use", off, len);
 	return -EACCES;
 }
@@ -293,30 +324,52 @@ static int guard_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64
 
 static const char pbm_magic[8] = { 'T', 'N', 'D', 'M', 'P', 'B', 'M', 'P' };
 
-/* Open (or create) the pair's change bitmap for a volume of size_bytes. mu held. */
-static void ensure_bm(struct pair *p, uint64_t size_bytes)
+/* Open (or create) the change bitmap of volume i, of size_bytes. mu held. */
+static void ensure_bm(struct pair *p, int i, uint64_t size_bytes)
 {
-	char why[300];
+	char why[300], path[600];
 	int err;
 
-	if (p->bm || !p->cfg.bitmap_path[0])
+	if (p->bm[i] || !p->cfg.bitmap_path[0])
 		return;
 	if (!p->cfg.granule_bytes)
 		p->cfg.granule_bytes = 1u << 20;
-	err = pbm_open(p->cfg.bitmap_path, pbm_magic, p->cfg.id, size_bytes, p->cfg.granule_bytes,
-		       0, "pair", &p->bm, why, sizeof(why));
+	if (i)
+		snprintf(path, sizeof(path), "%s.%d", p->cfg.bitmap_path, i);
+	else
+		snprintf(path, sizeof(path), "%s", p->cfg.bitmap_path);
+	err = pbm_open(path, pbm_magic, p->cfg.id, size_bytes, p->cfg.granule_bytes, 0, "pair",
+		       &p->bm[i], why, sizeof(why));
 	if (err == -ENOENT)
-		err = pbm_open(p->cfg.bitmap_path, pbm_magic, p->cfg.id, size_bytes,
-			       p->cfg.granule_bytes, 1, "pair", &p->bm, why, sizeof(why));
+		err = pbm_open(path, pbm_magic, p->cfg.id, size_bytes, p->cfg.granule_bytes, 1,
+			       "pair", &p->bm[i], why, sizeof(why));
 	if (err)
 		tlog(TLOG_ERR, "pair %u: change bitmap: %s", p->cfg.id, why);
 }
 
-/* Record a host write in the bitmap (suspended primary). 0, or -EIO: it cannot be tracked, so
- * it is refused (a write the bitmap does not know would be missing from a resync). */
-static int bm_record(struct pair *p, uint64_t off, uint64_t len)
+/* Every volume's change bitmap is open. */
+static int bms_ready(const struct pair *p)
 {
-	int err = p->bm ? pbm_set_bytes(p->bm, off, len) : -ENODEV;
+	for (int i = 0; i < nvols(p); i++)
+		if (!p->bm[i])
+			return 0;
+	return 1;
+}
+
+static uint64_t bms_count(const struct pair *p)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < nvols(p); i++)
+		n += p->bm[i] ? pbm_count(p->bm[i]) : 0;
+	return n;
+}
+
+/* Record a host write to volume i in its bitmap (suspended primary). 0, or -EIO: it cannot be
+ * tracked, so it is refused (a write the bitmap does not know would be missing from a resync). */
+static int bm_record(struct pair *p, int i, uint64_t off, uint64_t len)
+{
+	int err = i >= 0 && p->bm[i] ? pbm_set_bytes(p->bm[i], off, len) : -ENODEV;
 
 	if (err) {
 		tlog(TLOG_ERR, "pair %u: a write to offset %" PRIu64 " cannot be recorded in the "
@@ -328,7 +381,7 @@ static int bm_record(struct pair *p, uint64_t off, uint64_t len)
 
 /* ---- primary: journaling ---- */
 
-static void rl_mask(uint64_t mask[RL_N / 64], uint64_t off, uint64_t len)
+static void rl_mask(uint64_t mask[RL_N / 64], uint64_t volid, uint64_t off, uint64_t len)
 {
 	uint64_t first = off >> RL_SHIFT, last = (off + (len ? len : 1) - 1) >> RL_SHIFT;
 
@@ -337,8 +390,11 @@ static void rl_mask(uint64_t mask[RL_N / 64], uint64_t off, uint64_t len)
 		memset(mask, 0xff, RL_N / 8);
 		return;
 	}
-	for (uint64_t r = first; r <= last; r++)
-		mask[(r % RL_N) / 64] |= 1ull << (r % 64);
+	for (uint64_t r = first; r <= last; r++) {
+		uint64_t k = (r + volid * 37) % RL_N;
+
+		mask[k / 64] |= 1ull << (k % 64);
+	}
 }
 
 static void rl_lock(struct pair *p, const uint64_t mask[RL_N / 64])
@@ -373,6 +429,7 @@ static void mark_applied(struct pair *p, uint64_t seq)
 static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t off, uint64_t len)
 {
 	struct pair *p = hk->priv;
+	int vi = (int)(hk - p->jhook);
 	struct wctx *w;
 	struct waiter me = { 0 };
 	struct timespec until;
@@ -390,7 +447,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	w->seq = 0;
 	memset(w->mask, 0, sizeof(w->mask));
 	if (p->cfg.state == PAIR_SUSPENDED) {
-		int e2 = bm_record(p, off, len);
+		int e2 = bm_record(p, vi, off, len);
 
 		if (e2)
 			wdepth--;
@@ -403,13 +460,13 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 		return -EACCES;
 	}
 	me.e.data_crc = tcrc32c(buf, len);
-	rl_mask(w->mask, off, len);
+	rl_mask(w->mask, v->volid, off, len);
 	rl_lock(p, w->mask);
 	alen = jrnl_align(len);
 	pthread_mutex_lock(&p->mu);
 	if (p->cfg.state == PAIR_SUSPENDED) {
 		pthread_mutex_unlock(&p->mu);
-		if ((err = bm_record(p, off, len)))
+		if ((err = bm_record(p, vi, off, len)))
 			goto refused;
 		return 0;           /* the mask stays: post_write unlocks */
 	}
@@ -421,7 +478,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 		err = -EAGAIN;
 		goto refuse;
 	}
-	if (alen > p->h.data_bytes / 2 && (p->cfg.overflow_throttle || !p->bm)) {
+	if (alen > p->h.data_bytes / 2 && (p->cfg.overflow_throttle || !bms_ready(p))) {
 		tlog(TLOG_ERR, "pair %u: a write of %" PRIu64 " bytes does not fit the journal "
 		     "(%" PRIu64 " data bytes): refused", p->cfg.id, len, p->h.data_bytes);
 		err = -EINVAL;
@@ -436,7 +493,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 		    p->next_seq - p->h.jout < jrnl_slots(&p->h) &&
 		    p->next_seq - p->applied < DONE_W)
 			break;
-		if (!p->cfg.overflow_throttle && p->bm) {
+		if (!p->cfg.overflow_throttle && bms_ready(p)) {
 			/* policy suspend: stop journaling, track changes in the bitmap */
 			p->cfg.state = PAIR_SUSPENDED;
 			snprintf(p->cfg.reason, sizeof(p->cfg.reason), "journal full (journal-out %"
@@ -448,7 +505,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 			pthread_cond_signal(&p->wcv);
 			tlog(TLOG_ERR, "pair %u: %s", p->cfg.id, p->cfg.reason);
 			pthread_mutex_unlock(&p->mu);
-			if ((err = bm_record(p, off, len)))
+			if ((err = bm_record(p, vi, off, len)))
 				goto refused;
 			return 0;
 		}
@@ -764,14 +821,17 @@ static void *primary_thread(void *arg)
  * held and no host write journaling (ready = 0); drops mu for the I/O. */
 static int primary_load(struct pair *p)
 {
-	struct vol *j = p->pjnl, *pv = p->pvol;
+	struct vol *j = p->pjnl, *pvs[PAIR_MAX_VOLS];
 	struct jrnl_hdr h;
 	uint64_t s, slots, redo = 0, pos;
 	int err;
 	char u1[37], u2[37];
 
 	vol_get(j);
-	vol_get(pv);
+	for (int i = 0; i < nvols(p); i++) {
+		pvs[i] = p->pvols[i];
+		vol_get(pvs[i]);
+	}
 	pthread_mutex_unlock(&p->mu);
 	if ((err = jrnl_hdr_read(vrd, j, &h))) {
 		tlog(TLOG_ERR, "pair %u: journal volid %" PRIu64 ": %s", p->cfg.id, j->volid,
@@ -851,20 +911,27 @@ static int primary_load(struct pair *p)
 				err = write_meta(p, j, r, r);
 				break;
 			}
-			if (e.volid != pv->volid || (uint64_t)e.lba * e.block_bytes + len > pv->size_bytes) {
-				tlog(TLOG_ERR, "pair %u: entry %" PRIu64 " names volid %" PRIu64 " lba %" PRIu64
-				     ": not this pair's volume; redo stops", p->cfg.id, r, e.volid, e.lba);
-				err = -EINVAL;
-				break;
+			{
+				int vi = vol_index(p, p->cfg.pvols, e.volid);
+
+				if (vi < 0 || (uint64_t)e.lba * e.block_bytes + len > pvs[vi]->size_bytes) {
+					tlog(TLOG_ERR, "pair %u: entry %" PRIu64 " names volid %" PRIu64
+					     " lba %" PRIu64 ": not this pair's volume; redo stops",
+					     p->cfg.id, r, e.volid, e.lba);
+					err = -EINVAL;
+					break;
+				}
+				if ((err = vwr(pvs[vi], buf, e.lba * e.block_bytes, len)))
+					break;
 			}
-			if ((err = vwr(pv, buf, e.lba * e.block_bytes, len)))
-				break;
 			redo++;
 		}
 		free(buf);
 		if (err)
 			goto out;
-		if (redo && (err = vol_flush(pv)))
+		for (int i = 0; i < nvols(p) && redo && !err; i++)
+			err = vol_flush(pvs[i]);
+		if (err)
 			goto out;
 	}
 	/* orphans: records of a batch torn by a crash that lie past the first bad one. Their
@@ -911,12 +978,14 @@ static int primary_load(struct pair *p)
 	if (!err)
 		tlog(TLOG_WARN, "pair %u: journaling volid %" PRIu64 " into volid %" PRIu64
 		     ": journal-out %" PRIu64 ", journal-in %" PRIu64 ", %" PRIu64 " entries redone "
-		     "onto the primary volume", p->cfg.id, pv->volid, j->volid, h.jout, s, redo);
+		     "onto the primary volume%s", p->cfg.id, pvs[0]->volid, j->volid, h.jout, s, redo,
+		     nvols(p) > 1 ? " (and the other volumes of the group)" : "");
 out:
 	vol_put(j);
-	vol_put(pv);
+	for (int i = 0; i < nvols(p); i++)
+		vol_put(pvs[i]);
 	pthread_mutex_lock(&p->mu);
-	if (!err && p->pjnl == j && p->pvol == pv) {
+	if (!err && p->pjnl == j && all_here(p, p->pvols)) {
 		p->ready = 1;
 		pthread_cond_broadcast(&p->cv);
 	}
@@ -1044,20 +1113,23 @@ int pair_thaw(struct pair *p)
 	return persist_now(p);
 }
 
-/* Granules of entries [s0, s1] (from the metadata image) into `into`. mu held. */
-static int entries_to_bm(struct pair *p, uint64_t s0, uint64_t s1, struct pbm *into,
-			 uint64_t *entries, uint64_t *bytes)
+/* Granules of entries [s0, s1] (from the metadata image) into each volume's bitmap. mu held. */
+static int entries_to_bm(struct pair *p, uint64_t s0, uint64_t s1, uint64_t *entries,
+			 uint64_t *bytes)
 {
 	uint64_t slots = jrnl_slots(&p->h);
 	int err = 0;
 
 	for (uint64_t s = s0; s <= s1 && s0 <= s1 && !err; s++) {
 		struct jrnl_entry e;
+		int vi;
 
 		if (jrnl_entry_parse(p->shadow + (s % slots) * JRNL_ENTRY_BYTES, JRNL_ENTRY_BYTES,
 				     &e) || e.seq != s || e.flags & JRNL_FLAG_MARKER)
 			continue;
-		err = pbm_set_bytes(into, e.lba * e.block_bytes, jrnl_entry_len(&e));
+		if ((vi = vol_index(p, p->cfg.pvols, e.volid)) < 0 || !p->bm[vi])
+			continue;
+		err = pbm_set_bytes(p->bm[vi], e.lba * e.block_bytes, jrnl_entry_len(&e));
 		if (entries)
 			(*entries)++;
 		if (bytes)
@@ -1073,10 +1145,10 @@ int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_
 	int err;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->cfg.role != PAIR_PRIMARY || p->cfg.state == PAIR_FROZEN || !p->pjnl || !p->pvol ||
-	    !p->bm) {
+	if (p->cfg.role != PAIR_PRIMARY || p->cfg.state == PAIR_FROZEN || !p->pjnl ||
+	    !all_here(p, p->pvols) || !bms_ready(p)) {
 		snprintf(why, why_len, "%s", p->cfg.role != PAIR_PRIMARY ? "not the primary device" :
-			 p->cfg.state == PAIR_FROZEN ? "a swap is under way" : !p->bm ?
+			 p->cfg.state == PAIR_FROZEN ? "a swap is under way" : !bms_ready(p) ?
 			 "no change bitmap" : "a volume is missing");
 		pthread_mutex_unlock(&p->mu);
 		return -EBUSY;
@@ -1092,7 +1164,7 @@ int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_
 	}
 	p->applied_waiters--;
 	/* what the journal still holds has not reached the auxiliary volume for sure */
-	if (p->ready && (err = entries_to_bm(p, p->h.jout, p->next_seq - 1, p->bm, &n, &b))) {
+	if (p->ready && (err = entries_to_bm(p, p->h.jout, p->next_seq - 1, &n, &b))) {
 		snprintf(why, why_len, "cannot record the journal's entries in the bitmap: %s",
 			 strerror(-err));
 		pthread_mutex_unlock(&p->mu);
@@ -1110,15 +1182,15 @@ int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_
 		p->cfg.reason[0] = 0;
 		p->cfg.resynced = 1;
 		p->suspended_since_resync = 0;
-		if (p->pvol && p->pjnl)
+		if (all_here(p, p->pvols) && p->pjnl)
 			err = primary_load(p);
 	}
 	vol_put(j);
 	if (!err)
 		tlog(TLOG_WARN, "pair %u: delta resync: %" PRIu64 " unsent journal entries (%" PRIu64
 		     " bytes) added to the change bitmap (%" PRIu64 " granules of %" PRIu64 " bytes to "
-		     "copy); journaling again into a new journal", p->cfg.id, n, b, pbm_count(p->bm),
-		     pbm_granule(p->bm));
+		     "copy); journaling again into a new journal", p->cfg.id, n, b, bms_count(p),
+		     p->cfg.granule_bytes);
 	else if (!why[0])
 		snprintf(why, why_len, "cannot load the new journal: %s", strerror(-err));
 	return persist_now(p) ? err : err;
@@ -1136,12 +1208,13 @@ int pair_delta_done(struct pair *p)
 	int err = 0;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->cfg.role != PAIR_PRIMARY || !p->bm) {
+	if (p->cfg.role != PAIR_PRIMARY || !bms_ready(p)) {
 		err = -EINVAL;
 	} else if (p->suspended_since_resync || p->cfg.state != PAIR_JOURNALING) {
 		err = -ESTALE;
 	} else {
-		err = pbm_clear_all(p->bm);
+		for (int i = 0; i < nvols(p) && !err; i++)
+			err = pbm_clear_all(p->bm[i]);
 		if (!err && p->cfg.resynced) {
 			p->cfg.resynced = 0;
 			tlog(TLOG_WARN, "pair %u: the auxiliary device copied the delta: change bitmap "
@@ -1153,60 +1226,49 @@ int pair_delta_done(struct pair *p)
 	return err;
 }
 
-int pair_dirty_runs(struct pair *p, uint64_t from, int max, uint64_t *first, uint64_t *count,
-		    uint64_t *next)
+int pair_dirty_runs(struct pair *p, int vi, uint64_t from, int max, uint64_t *first,
+		    uint64_t *count, uint64_t *next)
 {
+	struct pbm *bm;
 	int n = 0;
 	uint64_t g = from;
 
 	pthread_mutex_lock(&p->mu);
-	if (!p->bm) {
+	if (vi < 0 || vi >= nvols(p) || !(bm = p->bm[vi])) {
 		pthread_mutex_unlock(&p->mu);
 		return -ENODEV;
 	}
-	while (n < max && pbm_next(p->bm, g, &g) == 0) {
+	while (n < max && pbm_next(bm, g, &g) == 0) {
 		uint64_t e = g;
 
-		while (e + 1 < pbm_bits(p->bm) && pbm_get(p->bm, e + 1))
+		while (e + 1 < pbm_bits(bm) && pbm_get(bm, e + 1))
 			e++;
 		first[n] = g;
 		count[n] = e - g + 1;
 		n++;
 		g = e + 1;
 	}
-	*next = n < max ? pbm_bits(p->bm) : g;
+	*next = n < max ? pbm_bits(bm) : g;
 	pthread_mutex_unlock(&p->mu);
 	return n;
 }
 
-int pair_tail_granules(struct pair *p, uint64_t seq, struct pbm *into, uint64_t *entries,
-		       uint64_t *bytes, uint64_t *granules)
+int pair_tail_granules(struct pair *p, uint64_t seq, uint64_t *entries, uint64_t *bytes,
+		       uint64_t *granules)
 {
 	int err;
 
 	*entries = *bytes = 0;
-	if (granules)
-		*granules = 0;
 	pthread_mutex_lock(&p->mu);
-	if (!into)
-		into = p->bm;
-	if (p->cfg.role != PAIR_PRIMARY || !into) {
+	if (p->cfg.role != PAIR_PRIMARY || !bms_ready(p)) {
 		pthread_mutex_unlock(&p->mu);
 		return p->cfg.role != PAIR_PRIMARY ? -EINVAL : -ENODEV;
 	}
+	/* written unjournaled while suspended: already in the bitmaps */
+	if (granules)
+		*granules = bms_count(p);
 	err = !p->ready ? 0 : entries_to_bm(p, seq + 1 > p->h.jout ? seq + 1 : p->h.jout,
-					     p->next_seq - 1, into, entries, bytes);
-	/* and whatever was written unjournaled while suspended (already in its own bitmap) */
-	if (into == p->bm && granules)
-		*granules = pbm_count(p->bm);
-	if (!err && p->bm && into != p->bm) {
-		uint64_t g = 0;
-
-		while (!err && pbm_next(p->bm, g, &g) == 0) {
-			err = pbm_set(into, g, g, NULL);
-			g++;
-		}
-	}
+					     p->next_seq - 1, entries, bytes);
 	pthread_mutex_unlock(&p->mu);
 	return err;
 }
@@ -1279,20 +1341,41 @@ out:
 	return err;
 }
 
-struct aux_vols { struct vol *svol, *sjnl, *src_pvol, *src_pjnl; };
+struct aux_vols {
+	int n;
+	struct vol *svols[PAIR_MAX_VOLS], *src_pvols[PAIR_MAX_VOLS], *sjnl, *src_pjnl;
+	uint64_t total;                /* the volumes' bytes, one after another (the copy) */
+};
 
 static int take_vols(struct pair *p, struct aux_vols *a)
 {
-	if (!p->ready || !p->svol || !p->sjnl || !p->src_pvol || !p->src_pjnl)
+	if (!p->ready || !all_here(p, p->svols) || !p->sjnl || !all_here(p, p->src_pvols) ||
+	    !p->src_pjnl)
 		return 0;
-	a->svol = p->svol; a->sjnl = p->sjnl; a->src_pvol = p->src_pvol; a->src_pjnl = p->src_pjnl;
-	vol_get(a->svol); vol_get(a->sjnl); vol_get(a->src_pvol); vol_get(a->src_pjnl);
+	a->n = nvols(p);
+	a->total = 0;
+	for (int i = 0; i < a->n; i++) {
+		a->svols[i] = p->svols[i];
+		a->src_pvols[i] = p->src_pvols[i];
+		vol_get(a->svols[i]);
+		vol_get(a->src_pvols[i]);
+		a->total += a->src_pvols[i]->size_bytes;
+	}
+	a->sjnl = p->sjnl;
+	a->src_pjnl = p->src_pjnl;
+	vol_get(a->sjnl);
+	vol_get(a->src_pjnl);
 	return 1;
 }
 
 static void put_vols(struct aux_vols *a)
 {
-	vol_put(a->svol); vol_put(a->sjnl); vol_put(a->src_pvol); vol_put(a->src_pjnl);
+	for (int i = 0; i < a->n; i++) {
+		vol_put(a->svols[i]);
+		vol_put(a->src_pvols[i]);
+	}
+	vol_put(a->sjnl);
+	vol_put(a->src_pjnl);
 }
 
 static void throttle(struct pair *p, uint64_t bytes)
@@ -1324,28 +1407,34 @@ static void throttle(struct pair *p, uint64_t bytes)
 /* One granule of a delta copy. 1 more, 0 done, -errno. */
 static int delta_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 {
-	uint64_t g, gb, off, n;
+	uint64_t g = 0, gb, off, n;
 	char why[300];
-	int err;
+	int err, vi;
 
-	if (!p->bm)
+	if (!bms_ready(p))
 		return -ENODEV;
 	if (!p->cfg.delta_fetched) {
 		if (!p->env.fetch_dirty)
 			return -ENOSYS;
-		if ((err = p->env.fetch_dirty(p->env.ctx, &p->cfg, p->bm, why, sizeof(why)))) {
-			set_error(p, "delta copy: cannot fetch the primary's changed granules: %s", why);
-			return err;
+		for (vi = 0; vi < a->n; vi++) {
+			if ((err = p->env.fetch_dirty(p->env.ctx, &p->cfg, vi, p->bm[vi], why,
+						      sizeof(why)))) {
+				set_error(p, "delta copy: cannot fetch the primary's changed granules: %s",
+					  why);
+				return err;
+			}
 		}
 		pthread_mutex_lock(&p->mu);
 		p->cfg.delta_fetched = 1;
 		tlog(TLOG_WARN, "pair %u: delta copy of %" PRIu64 " granules of %" PRIu64 " bytes "
 		     "begins; the auxiliary volume is inconsistent until it ends", p->cfg.id,
-		     pbm_count(p->bm), pbm_granule(p->bm));
+		     bms_count(p), p->cfg.granule_bytes);
 		return persist_now(p) ? 1 : 1;
 	}
-	gb = pbm_granule(p->bm);
-	if (pbm_next(p->bm, 0, &g) == -ENOENT) {
+	for (vi = 0; vi < a->n; vi++)
+		if (pbm_next(p->bm[vi], 0, &g) == 0)
+			break;
+	if (vi == a->n) {
 		if (p->env.delta_done && (err = p->env.delta_done(p->env.ctx, &p->cfg, why,
 								   sizeof(why)))) {
 			set_error(p, "delta copy done, but the primary cannot clear its bitmap: %s", why);
@@ -1355,30 +1444,31 @@ static int delta_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 		p->cfg.state = PAIR_PAIRED;
 		p->cfg.delta = 0;
 		p->cfg.delta_fetched = 0;
-		p->cfg.copy_pos = a->src_pvol->size_bytes;
+		p->cfg.copy_pos = a->total;
 		tlog(TLOG_WARN, "pair %u: delta copy done: paired (restore resumes)", p->cfg.id);
 		return persist_now(p) ? 0 : 0;
 	}
+	gb = pbm_granule(p->bm[vi]);
 	off = g * gb;
-	n = off + gb > a->src_pvol->size_bytes ? a->src_pvol->size_bytes - off : gb;
+	n = off + gb > a->src_pvols[vi]->size_bytes ? a->src_pvols[vi]->size_bytes - off : gb;
 	while (n) {
 		uint64_t c = n < COPY_CHUNK ? n : COPY_CHUNK;
 
 		throttle(p, c);
-		if ((err = vol_read(a->src_pvol, buf, off, c))) {
-			set_error(p, "delta copy: reading the primary volume at %" PRIu64 ": %s", off,
+		if ((err = vol_read(a->src_pvols[vi], buf, off, c))) {
+			set_error(p, "delta copy: reading primary volume %d at %" PRIu64 ": %s", vi, off,
 				  strerror(-err));
 			return err;
 		}
-		if ((err = vwr(a->svol, buf, off, c))) {
-			set_error(p, "delta copy: writing the auxiliary volume at %" PRIu64 ": %s", off,
-				  strerror(-err));
+		if ((err = vwr(a->svols[vi], buf, off, c))) {
+			set_error(p, "delta copy: writing auxiliary volume %d at %" PRIu64 ": %s", vi,
+				  off, strerror(-err));
 			return err;
 		}
 		off += c;
 		n -= c;
 	}
-	pbm_clear(p->bm, g);
+	pbm_clear(p->bm[vi], g);
 	pthread_mutex_lock(&p->mu);
 	p->link_up = 1;
 	pthread_mutex_unlock(&p->mu);
@@ -1407,24 +1497,31 @@ static void *copy_part_main(void *arg)
 /* One copy step: COPY_CHUNK bytes as COPY_PAR parts at once. 1 more, 0 done, -errno. */
 static int copy_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 {
-	uint64_t pos, total = a->src_pvol->size_bytes, n, part;
+	uint64_t pos, total = a->total, n, part, base;
 	struct copy_part parts[COPY_PAR];
 	pthread_t th[COPY_PAR];
-	int started[COPY_PAR] = { 0 }, np = 0, err = 0;
+	int started[COPY_PAR] = { 0 }, np = 0, err = 0, vi = 0;
 
 	pthread_mutex_lock(&p->mu);
 	pos = p->cfg.copy_pos;
 	pthread_mutex_unlock(&p->mu);
 	if (pos >= total)
 		return 0;
-	n = total - pos < COPY_CHUNK ? total - pos : COPY_CHUNK;
+	/* the volumes one after another: this step stays within one of them */
+	while (vi + 1 < a->n && pos >= vol_base(a->src_pvols, vi + 1))
+		vi++;
+	base = vol_base(a->src_pvols, vi);
+	n = base + a->src_pvols[vi]->size_bytes - pos;
+	if (n > COPY_CHUNK)
+		n = COPY_CHUNK;
 	throttle(p, n);
 	part = (n + COPY_PAR - 1) / COPY_PAR;
-	part = (part + a->src_pvol->block_bytes - 1) / a->src_pvol->block_bytes *
-		a->src_pvol->block_bytes;
+	part = (part + a->src_pvols[vi]->block_bytes - 1) / a->src_pvols[vi]->block_bytes *
+		a->src_pvols[vi]->block_bytes;
 	for (uint64_t o = 0; o < n && np < COPY_PAR; o += part, np++) {
-		parts[np] = (struct copy_part){ .src = a->src_pvol, .dst = a->svol, .buf = buf + o,
-						.off = pos + o, .len = n - o < part ? n - o : part };
+		parts[np] = (struct copy_part){ .src = a->src_pvols[vi], .dst = a->svols[vi],
+						.buf = buf + o, .off = pos - base + o,
+						.len = n - o < part ? n - o : part };
 		started[np] = !pthread_create(&th[np], NULL, copy_part_main, &parts[np]);
 		if (!started[np])
 			copy_part_main(&parts[np]);
@@ -1454,7 +1551,7 @@ static int copy_step(struct pair *p, struct aux_vols *a, uint8_t *buf)
 		}
 		c = p->cfg;
 		pthread_mutex_unlock(&p->mu);
-		if ((err = vol_flush(a->svol)))
+		if ((err = vol_flush(a->svols[vi])))
 			return err;
 		if (p->env.persist)
 			p->env.persist(p->env.ctx, &c);
@@ -1632,7 +1729,7 @@ static int restore_step(struct pair *p, struct aux_vols *a)
 	struct jrnl_entry *e = NULL;
 	uint8_t *data = NULL;
 	struct jrnl_hdr snap;
-	int err = 0;
+	int err = 0, vi, touched[PAIR_MAX_VOLS] = { 0 };
 
 	pthread_mutex_lock(&p->mu);
 	s0 = p->h.restore_completed + 1;
@@ -1690,14 +1787,16 @@ static int restore_step(struct pair *p, struct aux_vols *a)
 		if (__atomic_load_n(&p->cfg.state, __ATOMIC_ACQUIRE) == PAIR_SUSPENDED ||
 		    __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
 			break;
-		if (e[i].volid != p->cfg.pvol || e[i].block_bytes != a->svol->block_bytes ||
-		    e[i].lba * e[i].block_bytes + len > a->svol->size_bytes) {
+		vi = vol_index(p, p->cfg.pvols, e[i].volid);
+		if (vi < 0 || e[i].block_bytes != a->svols[vi]->block_bytes ||
+		    e[i].lba * e[i].block_bytes + len > a->svols[vi]->size_bytes) {
 			err = -EINVAL;
 			set_error(p, "restore: sequence %" PRIu64 " (lba %" PRIu64 ", %" PRIu64 " bytes) "
 				  "does not fit the auxiliary volume", e[i].seq, e[i].lba, len);
 			break;
 		}
-		if ((err = vwr(a->svol, d, e[i].lba * e[i].block_bytes, len))) {
+		touched[vi] = 1;
+		if ((err = vwr(a->svols[vi], d, e[i].lba * e[i].block_bytes, len))) {
 			set_error(p, "restore: writing the auxiliary volume: %s", strerror(-err));
 			break;
 		}
@@ -1705,8 +1804,8 @@ static int restore_step(struct pair *p, struct aux_vols *a)
 	n = i;
 	if (!n)
 		goto out;
-	{
-		int ferr = vol_flush(a->svol);
+	for (int k = 0; k < a->n; k++) {
+		int ferr = touched[k] ? vol_flush(a->svols[k]) : 0;
 
 		if (ferr) {
 			err = ferr;
@@ -2049,10 +2148,13 @@ int pair_open(const struct pair_cfg *c, const struct pair_env *env, struct pair 
 		free(p);
 		return -ENOMEM;
 	}
-	p->jhook = (struct vol_hook){ .name = "pair-journal", .pre_write = j_pre,
-				      .post_write = j_post, .flush = j_flush, .priv = p };
+	for (int i = 0; i < PAIR_MAX_VOLS; i++) {
+		p->jhook[i] = (struct vol_hook){ .name = "pair-journal", .pre_write = j_pre,
+						 .post_write = j_post, .flush = j_flush, .priv = p };
+		p->guard_s[i] = (struct vol_hook){ .name = "pair-svol-guard", .pre_write = guard_pre,
+						   .priv = p };
+	}
 	p->guard_j = (struct vol_hook){ .name = "pair-journal-guard", .pre_write = guard_pre, .priv = p };
-	p->guard_s = (struct vol_hook){ .name = "pair-svol-guard", .pre_write = guard_pre, .priv = p };
 	if (pthread_create(&p->thread, NULL, c->role == PAIR_PRIMARY ? primary_thread : aux_thread,
 			   p)) {
 		free(p->done);
@@ -2069,8 +2171,9 @@ uint32_t pair_id(struct pair *p) { return p->cfg.id; }
 int pair_uses(struct pair *p, uint64_t volid)
 {
 	if (p->cfg.role == PAIR_PRIMARY)
-		return volid == p->cfg.pvol || volid == p->cfg.pjnl;
-	return volid == p->cfg.svol || volid == p->cfg.sjnl || volid == p->cfg.src_pvol ||
+		return vol_index(p, p->cfg.pvols, volid) >= 0 || volid == p->cfg.pjnl;
+	return vol_index(p, p->cfg.svols, volid) >= 0 || volid == p->cfg.sjnl ||
+	       vol_index(p, p->cfg.src_pvols, volid) >= 0 ||
 	       volid == p->cfg.src_pjnl;
 }
 
@@ -2090,26 +2193,28 @@ static void attach_one(struct pair *p, struct vol **slot, struct vol *v, struct 
 void pair_attach(struct pair *p, struct vol *v)
 {
 	pthread_mutex_lock(&p->mu);
+	int i;
+
 	if (p->cfg.role == PAIR_PRIMARY) {
-		if (v->volid == p->cfg.pvol) {
-			ensure_bm(p, v->size_bytes);
-			attach_one(p, &p->pvol, v, &p->jhook);
-		}
-		else if (v->volid == p->cfg.pjnl)
+		if ((i = vol_index(p, p->cfg.pvols, v->volid)) >= 0) {
+			ensure_bm(p, i, v->size_bytes);
+			attach_one(p, &p->pvols[i], v, &p->jhook[i]);
+		} else if (v->volid == p->cfg.pjnl) {
 			attach_one(p, &p->pjnl, v, &p->guard_j);
-		if (!p->ready && p->pvol && p->pjnl && p->cfg.state != PAIR_SUSPENDED)
+		}
+		if (!p->ready && all_here(p, p->pvols) && p->pjnl && p->cfg.state != PAIR_SUSPENDED)
 			primary_load(p);   /* FROZEN too: the journal is read for the swap */
 	} else {
-		if (v->volid == p->cfg.svol) {
-			ensure_bm(p, v->size_bytes);
-			attach_one(p, &p->svol, v, &p->guard_s);
-		}
-		else if (v->volid == p->cfg.sjnl)
+		if ((i = vol_index(p, p->cfg.svols, v->volid)) >= 0) {
+			ensure_bm(p, i, v->size_bytes);
+			attach_one(p, &p->svols[i], v, &p->guard_s[i]);
+		} else if (v->volid == p->cfg.sjnl) {
 			attach_one(p, &p->sjnl, v, &p->guard_j);
-		else if (v->volid == p->cfg.src_pvol)
-			attach_one(p, &p->src_pvol, v, NULL);
-		else if (v->volid == p->cfg.src_pjnl)
+		} else if ((i = vol_index(p, p->cfg.src_pvols, v->volid)) >= 0) {
+			attach_one(p, &p->src_pvols[i], v, NULL);
+		} else if (v->volid == p->cfg.src_pjnl) {
 			attach_one(p, &p->src_pjnl, v, NULL);
+		}
 		pthread_cond_broadcast(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -2127,13 +2232,23 @@ static void detach_one(struct pair *p, struct vol **slot, struct vol_hook *hk)
 	pthread_mutex_lock(&p->mu);
 }
 
+static int pvol_slot(struct pair *p, struct vol *v)
+{
+	for (int i = 0; i < PAIR_MAX_VOLS; i++)
+		if (v && p->pvols[i] == v)
+			return i;
+	return -1;
+}
+
 void pair_detach(struct pair *p, struct vol *v)
 {
 	struct jrnl_hdr snap;
 	int write = 0;
 
+	int i;
+
 	pthread_mutex_lock(&p->mu);
-	if (p->cfg.role == PAIR_PRIMARY && (v == p->pvol || v == p->pjnl)) {
+	if (p->cfg.role == PAIR_PRIMARY && (pvol_slot(p, v) >= 0 || v == p->pjnl)) {
 		/* no new entries; let the queued ones finish, record applied, then let go */
 		if (p->ready && p->pjnl) {
 			p->ready = 0;
@@ -2152,20 +2267,23 @@ void pair_detach(struct pair *p, struct vol *v)
 			vol_put(j);
 			pthread_mutex_lock(&p->mu);
 		}
-		if (v == p->pvol)
-			detach_one(p, &p->pvol, &p->jhook);
+		if ((i = pvol_slot(p, v)) >= 0)
+			detach_one(p, &p->pvols[i], &p->jhook[i]);
 		else
 			detach_one(p, &p->pjnl, &p->guard_j);
 	} else if (p->cfg.role == PAIR_AUX) {
 		if (v == p->sjnl) {
 			p->ready = 0;
 			detach_one(p, &p->sjnl, &p->guard_j);
-		} else if (v == p->svol) {
-			detach_one(p, &p->svol, &p->guard_s);
-		} else if (v == p->src_pvol) {
-			detach_one(p, &p->src_pvol, NULL);
 		} else if (v == p->src_pjnl) {
 			detach_one(p, &p->src_pjnl, NULL);
+		} else {
+			for (i = 0; i < PAIR_MAX_VOLS; i++) {
+				if (v == p->svols[i])
+					detach_one(p, &p->svols[i], &p->guard_s[i]);
+				else if (v == p->src_pvols[i])
+					detach_one(p, &p->src_pvols[i], NULL);
+			}
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -2173,9 +2291,10 @@ void pair_detach(struct pair *p, struct vol *v)
 
 void pair_close(struct pair *p)
 {
-	/* primary: detach the P-VOL while the writer still runs (it drains the queue) */
-	if (p->cfg.role == PAIR_PRIMARY && p->pvol)
-		pair_detach(p, p->pvol);
+	/* primary: detach the P-VOLs while the writer still runs (it drains the queue) */
+	for (int i = 0; i < PAIR_MAX_VOLS; i++)
+		if (p->cfg.role == PAIR_PRIMARY && p->pvols[i])
+			pair_detach(p, p->pvols[i]);
 	pthread_mutex_lock(&p->mu);
 	__atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&p->cv);
@@ -2194,13 +2313,21 @@ void pair_close(struct pair *p)
 	pthread_cond_broadcast(&p->dcv);
 	pthread_mutex_unlock(&p->mu);
 	{
-		struct vol **vs[] = { &p->pvol, &p->pjnl, &p->svol, &p->sjnl, &p->src_pvol, &p->src_pjnl };
+		struct vol **vs[] = { &p->pjnl, &p->sjnl, &p->src_pjnl };
 
 		for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
 			if (*vs[i])
 				pair_detach(p, *vs[i]);
+		for (int i = 0; i < PAIR_MAX_VOLS; i++) {
+			if (p->pvols[i])
+				pair_detach(p, p->pvols[i]);
+			if (p->svols[i])
+				pair_detach(p, p->svols[i]);
+			if (p->src_pvols[i])
+				pair_detach(p, p->src_pvols[i]);
+			pbm_close(p->bm[i], 0);
+		}
 	}
-	pbm_close(p->bm, 0);
 	for (int i = 0; i < RL_N; i++)
 		pthread_mutex_destroy(&p->rl[i]);
 	pthread_mutex_destroy(&p->mu);
@@ -2221,11 +2348,11 @@ void pair_get_status(struct pair *p, struct pair_status *st)
 	pthread_mutex_lock(&p->mu);
 	st->cfg = p->cfg;
 	st->ready = p->ready;
-	st->bitmap_granules = p->bm ? pbm_count(p->bm) : 0;
+	st->bitmap_granules = bms_count(p);
 	st->warning = p->warned;
 	st->h = p->h;
 	if (p->cfg.role == PAIR_PRIMARY) {
-		snprintf(st->missing, sizeof(st->missing), "%s%s", p->pvol ? "" : "pvol ",
+		snprintf(st->missing, sizeof(st->missing), "%s%s", all_here(p, p->pvols) ? "" : "pvol ",
 			 p->pjnl ? "" : "pjnl");
 		st->jin = p->next_seq;
 		st->jout = p->h.jout;
@@ -2239,8 +2366,9 @@ void pair_get_status(struct pair *p, struct pair_status *st)
 		st->batches = p->batches;
 		st->waits_full = p->waits_full;
 	} else {
-		snprintf(st->missing, sizeof(st->missing), "%s%s%s%s", p->svol ? "" : "svol ",
-			 p->sjnl ? "" : "sjnl ", p->src_pvol ? "" : "src_pvol ",
+		snprintf(st->missing, sizeof(st->missing), "%s%s%s%s",
+			 all_here(p, p->svols) ? "" : "svol ", p->sjnl ? "" : "sjnl ",
+			 all_here(p, p->src_pvols) ? "" : "src_pvol ",
 			 p->src_pjnl ? "" : "src_pjnl");
 		st->restore_completed = p->h.restore_completed;
 		st->to_be_restored = p->h.to_be_restored;
@@ -2252,7 +2380,7 @@ void pair_get_status(struct pair *p, struct pair_status *st)
 		st->known_head_pos = p->known_head_pos;
 		st->oldest_unrestored_ns = p->h.restore_completed < st->known_head ?
 			p->first_unacq_ns : 0;
-		st->copy_total = p->src_pvol ? p->src_pvol->size_bytes : 0;
+		st->copy_total = all_here(p, p->src_pvols) ? vol_base(p->src_pvols, nvols(p)) : 0;
 		st->acquired_entries = p->acquired_entries;
 		st->acquired_bytes = p->acquired_bytes;
 		st->restored_entries = p->restored_entries;

@@ -19,13 +19,23 @@ enum pair_role { PAIR_PRIMARY = 1, PAIR_AUX = 2 };
 enum pair_state { PAIR_JOURNALING = 0, PAIR_COPYING = 1, PAIR_PAIRED = 2, PAIR_SUSPENDED = 3,
 		  PAIR_FROZEN = 4 };
 
+/* A consistency group: up to PAIR_MAX_VOLS volume pairs share one journal (one write order
+ * across all of them). pvol/svol/src_pvol/r_src_pvol name the first; pvols[i]... all nvols. */
+#define PAIR_MAX_VOLS 8
+
 struct pair_cfg {
 	uint32_t id;
 	enum pair_role role;
-	uint64_t pvol, pjnl, svol, sjnl;      /* the local ones are used, the others recorded */
-	uint64_t src_pvol, src_pjnl, s_peer;  /* aux: local vvols onto the primary device */
+	uint32_t nvols;                       /* volume pairs (0 means 1) */
+	union { uint64_t pvol; uint64_t pvols[PAIR_MAX_VOLS]; };
+	union { uint64_t svol; uint64_t svols[PAIR_MAX_VOLS]; };
+	uint64_t pjnl, sjnl;                  /* the local ones are used, the others recorded */
+	union { uint64_t src_pvol; uint64_t src_pvols[PAIR_MAX_VOLS]; };  /* aux: vvols onto the
+								   * primary's volumes */
+	uint64_t src_pjnl, s_peer;            /* aux: local vvols onto the primary device */
 	uint64_t p_peer;                      /* primary: local vvol onto the aux's command device */
-	uint64_t r_src_pvol, r_src_pjnl;      /* primary: local vvols onto the aux's S-VOL and
+	union { uint64_t r_src_pvol; uint64_t r_src_pvols[PAIR_MAX_VOLS]; };
+	uint64_t r_src_pjnl;                  /* primary: local vvols onto the aux's S-VOLs and
 					       * journal: what this device pulls after a swap */
 	enum pair_state state;
 	uint64_t copy_pos;                    /* aux, copying: bytes copied */
@@ -38,7 +48,8 @@ struct pair_cfg {
 	int overflow_throttle;                /* primary, journal full: 0 suspend + bitmap, 1 wait */
 	uint32_t warn_pct;                    /* primary: warn at this journal use (default 80) */
 	uint64_t granule_bytes;               /* change-bitmap granule (default 1 MiB) */
-	char bitmap_path[512];                /* the change bitmap's file (not in the table) */
+	char bitmap_path[512];                /* the change bitmaps' file (volume i > 0: path.i; not
+					       * in the table) */
 	int delta;                            /* aux, COPYING: only the bitmap's granules */
 	int delta_fetched;                    /* aux: the primary's dirty granules are in ours */
 	int resynced;                         /* primary: bitmap bits are a delta being copied */
@@ -55,8 +66,9 @@ struct pair_env {
 	 * 0 or -errno with `why` */
 	int (*confirm)(void *ctx, const struct pair_cfg *c, uint64_t read_completed, int purge,
 		       char *why, size_t why_len);
-	/* aux, delta copy: set the primary device's changed granules in `into`; 0 or -errno */
-	int (*fetch_dirty)(void *ctx, const struct pair_cfg *c, struct pbm *into, char *why,
+	/* aux, delta copy: set the primary device's changed granules of volume `vi` in `into`; 0 or
+	 * -errno */
+	int (*fetch_dirty)(void *ctx, const struct pair_cfg *c, int vi, struct pbm *into, char *why,
 			   size_t why_len);
 	/* aux: the delta copy is done (the primary may clear its bitmap); 0 or -errno */
 	int (*delta_done)(void *ctx, const struct pair_cfg *c, char *why, size_t why_len);
@@ -109,14 +121,14 @@ int pair_delta_done(struct pair *p);
 int pair_takeover_done(struct pair *p);
 /* primary: up to `max` runs of set granules from granule `from`: (first, count) pairs; returns
  * the number of runs, *next = where to continue (bits when done). */
-int pair_dirty_runs(struct pair *p, uint64_t from, int max, uint64_t *first, uint64_t *count,
-		    uint64_t *next);
+int pair_dirty_runs(struct pair *p, int vi, uint64_t from, int max, uint64_t *first,
+		    uint64_t *count, uint64_t *next);
 /* old primary, after a takeover elsewhere: the granules of its journal entries after `seq`
- * (writes the other device never got) into `into` (NULL: its own change bitmap, which already
- * holds its unjournaled writes); *entries, *bytes say how much; *granules (may be NULL): the
- * granules written unjournaled while it was suspended. */
-int pair_tail_granules(struct pair *p, uint64_t seq, struct pbm *into, uint64_t *entries,
-		       uint64_t *bytes, uint64_t *granules);
+ * (writes the other device never got) into its own change bitmaps (which already hold its
+ * unjournaled writes); *entries, *bytes say how much; *granules (may be NULL): the granules
+ * written unjournaled while it was suspended. */
+int pair_tail_granules(struct pair *p, uint64_t seq, uint64_t *entries, uint64_t *bytes,
+		       uint64_t *granules);
 
 struct pair_status {
 	struct pair_cfg cfg;

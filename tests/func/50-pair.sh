@@ -125,7 +125,7 @@ bad 1 "must be a virtual volume of kind=cmddev" role=primary ${A/p_peer=40/p_pee
 bad 2 "kind=data" role=aux forwarded=1 ${A/src_pvol=30/src_pvol=32}
 bad 2 "is a virtual volume" role=aux forwarded=1 ${A/svol=20/svol=30}
 bad 2 "not a journal\|journal of pair\|no header" role=aux forwarded=1 ${A/src_pjnl=31/src_pjnl=30}
-bad 1 "expected a number" role=primary ${A/pvol=10/pvol=x}
+bad 1 "expected a volid" role=primary ${A/pvol=10/pvol=x}
 bad 1 "expected auto or host" role=primary mode=fast $A
 # forwarded halves: d2 refuses its half -> d1 undoes its own; d1 refuses -> d2 creates nothing
 bad 1 "auxiliary device refused its half.*kind=data" role=primary ${A/src_pvol=30/src_pvol=32}

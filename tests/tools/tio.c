@@ -7,9 +7,11 @@
  *   tio verify     URL --lba --blocks (--seed S | --zero)
  *   tio load       URL --rw --bs --qd (--seconds | --ios)
  *   tio log-writer URL --out FILE            acknowledged writes logged as "lba nblocks generation"
+ *                      [--also URL2]         (two LUs, one generation counter: "... generation lu")
  *   tio log-check  URL --log FILE            every acknowledged write is on the volume
  *   tio order-check URL --log FILE           the volume is the writer's state at one instant
  *                                            (a --qd 1 log; write order of a replicated copy)
+ *                      [--also URL2]         both volumes together (a consistency group)
  *   tio compare    URL1 URL2                 the two LUs read back equal
  *   tio put        URL --lba [--file]        raw bytes, zero-padded to blocks, one WRITE(16)
  *   tio get        URL --lba --blocks        raw blocks to stdout, one READ(16)
@@ -32,6 +34,15 @@
  *    16   8 seed                            16   8 generation
  *    24   - splitmix64(seed, lba) stream    24   8 seed
  *                                           32   - splitmix64(seed, lba, generation) stream
+ *
+ *   tio log block of a two-LU writer (log-writer --also / order-check --also)
+ *   off len field
+ *     0   8 "TIOLOG02"
+ *     8   8 lba
+ *    16   8 generation
+ *    24   8 seed
+ *    32   8 lu (0: URL, 1: URL2)
+ *    40   - splitmix64(seed, lba, generation, lu) stream
  */
 #include <endian.h>
 #include <errno.h>
@@ -61,9 +72,12 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 #define MAX_XFER_BYTES     (64u << 20)
 #define DATA_MAGIC         "TIOBLK01"
 #define LOG_MAGIC          "TIOLOG01"
+#define LOG2_MAGIC         "TIOLOG02"   /* a two-LU writer's block: names its LU too */
 #define MAGIC_BYTES        8
 #define DATA_HDR_BYTES     24
 #define LOG_HDR_BYTES      32
+#define LOG2_HDR_BYTES     40
+#define MAX_LUS            2            /* URL and --also URL2 */
 #define MIN_BLOCK_BYTES    64
 
 static volatile sig_atomic_t g_stop;   /* SIGINT/SIGTERM: stop issuing, drain, report */
@@ -157,6 +171,20 @@ static void log_block_fill(unsigned char *b, uint32_t block_bytes, uint64_t seed
 		    seed ^ (lba * 0xd6e8feb86659fd93ull) ^ (generation * 0xa0761d6478bd642full));
 }
 
+/* The block of a two-LU writer: the LU index in the header and in the body's key. */
+static void log2_block_fill(unsigned char *b, uint32_t block_bytes, uint64_t seed, uint64_t lba,
+			    uint64_t generation, uint64_t lu)
+{
+	memcpy(b, LOG2_MAGIC, MAGIC_BYTES);
+	put_be64(b + 8, lba);
+	put_be64(b + 16, generation);
+	put_be64(b + 24, seed);
+	put_be64(b + 32, lu);
+	fill_stream(b + LOG2_HDR_BYTES, block_bytes - LOG2_HDR_BYTES,
+		    seed ^ (lba * 0xd6e8feb86659fd93ull) ^ (generation * 0xa0761d6478bd642full) ^
+		    ((lu + 1) * 0xe7037ed1a0b428dbull));
+}
+
 static bool all_zero(const unsigned char *p, size_t len_bytes)
 {
 	return len_bytes == 0 || (p[0] == 0 && memcmp(p, p + 1, len_bytes - 1) == 0);
@@ -173,6 +201,10 @@ static void describe_block(const unsigned char *b, uint32_t block_bytes, char *o
 	else if (memcmp(b, LOG_MAGIC, MAGIC_BYTES) == 0)
 		snprintf(out, len, "a tio log block (lba=%" PRIu64 " generation=%" PRIu64
 			 " seed=%" PRIu64 ")", get_be64(b + 8), get_be64(b + 16), get_be64(b + 24));
+	else if (memcmp(b, LOG2_MAGIC, MAGIC_BYTES) == 0)
+		snprintf(out, len, "a two-LU tio log block (lu=%" PRIu64 " lba=%" PRIu64
+			 " generation=%" PRIu64 " seed=%" PRIu64 ")", get_be64(b + 32),
+			 get_be64(b + 8), get_be64(b + 16), get_be64(b + 24));
 	else
 		snprintf(out, len, "unrecognised data (first bytes %02x %02x %02x %02x %02x %02x "
 			 "%02x %02x)", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
@@ -442,10 +474,13 @@ struct io {
 	bool is_write;
 	uint64_t submit_ns;
 	uint64_t generation;        /* log-writer only */
+	unsigned lu_index;          /* the LU it goes to: eng->lus[lu_index] (0 unless several) */
 };
 
 struct engine {
-	struct lu *lu;
+	struct lu *lu;              /* lus[0] */
+	struct lu *lus[MAX_LUS];    /* a command goes to lus[io->lu_index]; see engine_add_lu() */
+	unsigned nr_lus;
 	struct io *ios;
 	unsigned qd;
 	unsigned in_flight;
@@ -473,6 +508,7 @@ static void io_done_cb(struct iscsi_context *iscsi, int status, void *command_da
 {
 	struct io *io = private_data;
 	struct engine *eng = io->eng;
+	struct lu *lu = eng->lus[io->lu_index];
 	char buf[256];
 
 	(void)command_data;
@@ -481,14 +517,14 @@ static void io_done_cb(struct iscsi_context *iscsi, int status, void *command_da
 		if (!eng->stopping)
 			msg("%s(16) lba=%" PRIu64 " blocks=%" PRIu32 " on %s failed: %s",
 			    io->is_write ? "WRITE" : "READ", io->start_lba, io->nr_blocks,
-			    eng->lu->url, status_text(iscsi, status, io->task, buf, sizeof(buf)));
+			    lu->url, status_text(iscsi, status, io->task, buf, sizeof(buf)));
 		if (status_is_transport(status))
-			eng->lu->dead = true;
+			lu->dead = true;
 		engine_fail(eng, status_is_transport(status) ? EXIT_CONN : EXIT_FAIL);
 	} else if (!io->is_write && io->task->residual_status == SCSI_RESIDUAL_UNDERFLOW &&
 		   io->task->residual) {
 		msg("READ(16) lba=%" PRIu64 " blocks=%" PRIu32 " on %s: short read, %zu bytes missing",
-		    io->start_lba, io->nr_blocks, eng->lu->url, io->task->residual);
+		    io->start_lba, io->nr_blocks, lu->url, io->task->residual);
 		engine_fail(eng, EXIT_FAIL);
 	} else if (eng->done) {
 		int rc = eng->done(eng, io);
@@ -506,7 +542,7 @@ static int write_fua;            /* --fua: every WRITE(16) has FUA set */
 
 static void engine_submit(struct engine *eng, struct io *io)
 {
-	struct lu *lu = eng->lu;
+	struct lu *lu = eng->lus[io->lu_index];
 	uint32_t len_bytes = io->nr_blocks * lu->block_bytes;
 
 	io->submit_ns = now_ns();
@@ -536,6 +572,8 @@ static int engine_init(struct engine *eng, struct lu *lu, unsigned qd, size_t io
 {
 	memset(eng, 0, sizeof(*eng));
 	eng->lu = lu;
+	eng->lus[0] = lu;
+	eng->nr_lus = 1;
 	eng->qd = qd;
 	eng->io_bytes = io_bytes;
 	eng->next = next;
@@ -555,6 +593,14 @@ oom:
 	return -ENOMEM;
 }
 
+/* One more LU (another session) the engine's commands may go to: next() picks it per command with
+ * io->lu_index; engine_run() services every session. */
+static void engine_add_lu(struct engine *eng, struct lu *lu)
+{
+	if (eng->nr_lus < MAX_LUS)
+		eng->lus[eng->nr_lus++] = lu;
+}
+
 /* Call after lu_close(): destroying the context may complete (cancel) commands still in flight. */
 static void engine_free(struct engine *eng)
 {
@@ -571,35 +617,47 @@ static void engine_free(struct engine *eng)
 
 static int engine_run(struct engine *eng)
 {
-	struct iscsi_context *iscsi = eng->lu->iscsi;
-
 	for (unsigned i = 0; i < eng->qd && !eng->stopping; i++) {
 		if (!eng->next(eng, &eng->ios[i]))
 			break;
 		engine_submit(eng, &eng->ios[i]);
 	}
 	while (eng->in_flight > 0) {
-		struct pollfd pfd = { .fd = iscsi_get_fd(iscsi),
-				      .events = (short)iscsi_which_events(iscsi) };
-		int n = poll(&pfd, 1, 100);
+		struct pollfd pfd[MAX_LUS];
+		bool lost = false;
+		int n;
 
+		/* every session, also an idle one: it may have a NOP-In to answer */
+		for (unsigned l = 0; l < eng->nr_lus; l++) {
+			pfd[l].fd = iscsi_get_fd(eng->lus[l]->iscsi);
+			pfd[l].events = (short)iscsi_which_events(eng->lus[l]->iscsi);
+			pfd[l].revents = 0;
+		}
+		n = poll(pfd, eng->nr_lus, 100);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			msg("poll: %s", strerror(errno));
-			eng->lu->dead = true;
+			for (unsigned l = 0; l < eng->nr_lus; l++)
+				eng->lus[l]->dead = true;
 			engine_fail(eng, EXIT_FAIL);
 			break;
 		}
-		/* revents 0 lets libiscsi scan for timed-out commands */
-		if (iscsi_service(iscsi, n > 0 ? pfd.revents : 0) < 0) {
-			if (eng->result == EXIT_OK)
-				msg("lost the connection to %s: %s", eng->lu->url,
-				    iscsi_err(iscsi));
-			eng->lu->dead = true;
-			engine_fail(eng, EXIT_CONN);
-			break;
+		for (unsigned l = 0; l < eng->nr_lus && !lost; l++) {
+			struct lu *lu = eng->lus[l];
+
+			/* revents 0 lets libiscsi scan for timed-out commands */
+			if (iscsi_service(lu->iscsi, n > 0 ? pfd[l].revents : 0) < 0) {
+				if (eng->result == EXIT_OK)
+					msg("lost the connection to %s: %s", lu->url,
+					    iscsi_err(lu->iscsi));
+				lu->dead = true;
+				engine_fail(eng, EXIT_CONN);
+				lost = true;
+			}
 		}
+		if (lost)
+			break;
 	}
 	return eng->result;
 }
@@ -608,7 +666,7 @@ static int engine_run(struct engine *eng)
 
 enum opt_id {
 	O_LBA = 256, O_BLOCKS, O_SEED, O_ZERO, O_XFER, O_QD, O_RW, O_BS, O_SECONDS, O_IOS,
-	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA, O_FILE, O_WAIT,
+	O_RANGE, O_JSON, O_OUT, O_LOG, O_MAX_BLOCKS, O_FUA, O_FILE, O_WAIT, O_ALSO,
 };
 #define OPT_BIT(id) (1u << ((id) - O_LBA))
 
@@ -620,6 +678,7 @@ struct opts {
 	double seconds;
 	bool zero, json;
 	const char *rw, *out_path, *log_path, *file_path;
+	const char *also_url;       /* --also URL2: log-writer / order-check on two LUs */
 	uint32_t seen;              /* OPT_BIT of every option given */
 	const char *args[2];
 	int nr_args;
@@ -647,6 +706,7 @@ static const struct option long_opts[] = {
 	{ "max-blocks",  required_argument, NULL, O_MAX_BLOCKS },
 	{ "file",        required_argument, NULL, O_FILE },
 	{ "wait-s",      required_argument, NULL, O_WAIT },
+	{ "also",        required_argument, NULL, O_ALSO },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -712,9 +772,10 @@ static const char top_usage[] =
 	"  write      URL --seed S [--lba L --blocks N --xfer-blocks X --qd N --fua]\n"
 	"  verify     URL (--seed S | --zero) [--lba L --blocks N --xfer-blocks X --qd N]\n"
 	"  load       URL --rw MODE --bs BYTES --qd N (--seconds S | --ios N) [...]\n"
-	"  log-writer URL --out FILE [--blocks N --seed S --qd N --seconds S --max-blocks M]\n"
+	"  log-writer URL --out FILE [--blocks N --seed S --qd N --seconds S --max-blocks M\n"
+	"                             --also URL2]\n"
 	"  log-check  URL --log FILE [--qd N]\n"
-	"  order-check URL --log FILE [--wait-s N --qd N]\n"
+	"  order-check URL --log FILE [--wait-s N --qd N --also URL2]\n"
 	"  compare    URL1 URL2 [--blocks N --xfer-blocks X]\n"
 	"  put        URL [--lba L --file F]          raw bytes (default stdin), one WRITE(16)\n"
 	"  get        URL [--lba L --blocks N]        raw blocks to stdout, one READ(16)\n"
@@ -1098,6 +1159,7 @@ out:
 
 struct log_rec {
 	uint64_t lba, nr_blocks, generation;
+	uint64_t lu;                /* 0 in a one-LU log; a two-LU log's 4th field (0: URL, 1: URL2) */
 };
 
 struct log {
@@ -1110,6 +1172,9 @@ struct log {
 	uint64_t range_blocks;      /* the largest blocks= */
 	uint64_t other_qd;          /* the first qd= other than 1; 0: none */
 	bool qd_missing;            /* a header without qd= */
+	uint64_t nr_lus;            /* lus= of the first header (a header without it: 1) */
+	bool lus_mixed;             /* headers that disagree on lus= */
+	uint64_t cur_lus;           /* while reading: lus= of the header above the line */
 };
 
 /* A "# tio log-writer ..." line: the range and the queue depth of that run. */
@@ -1121,6 +1186,14 @@ static void log_header(const char *line, struct log *log)
 	if (strncmp(line, "# tio log-writer ", 17) != 0)
 		return;
 	log->nr_headers++;
+	p = strstr(line, " lus=");
+	if (!p || sscanf(p + 5, "%" SCNu64, &v) != 1)
+		v = 1;
+	log->cur_lus = v;
+	if (log->nr_headers == 1)
+		log->nr_lus = v;
+	else if (v != log->nr_lus)
+		log->lus_mixed = true;
 	p = strstr(line, " blocks=");
 	if (p && sscanf(p + 8, "%" SCNu64, &v) == 1 && v > log->range_blocks)
 		log->range_blocks = v;
@@ -1131,8 +1204,33 @@ static void log_header(const char *line, struct log *log)
 		log->other_qd = v;
 }
 
-/* Reads "lba nblocks generation" lines ('#' comments; the writer's header lines are noted). A
- * missing file is an empty log if ok. */
+static bool only_space(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	return *p == '\0';
+}
+
+/* The numbers of a log line: 3 ("lba nblocks generation") or 4 (and lu); -1 if neither. */
+static int log_fields(const char *line, struct log_rec *r)
+{
+	int end = 0;
+
+	if (strchr(line, '-') || sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 "%n", &r->lba,
+				     &r->nr_blocks, &r->generation, &end) != 3 || !end)
+		return -1;
+	line += end;
+	if (only_space(line))
+		return 3;
+	end = 0;
+	if (sscanf(line, " %" SCNu64 "%n", &r->lu, &end) != 1 || !end || !only_space(line + end))
+		return -1;
+	return 4;
+}
+
+/* Reads "lba nblocks generation" lines, or "lba nblocks generation lu" below a header that says
+ * lus=2 ('#' comments; the writer's header lines are noted). A missing file is an empty log if
+ * ok. */
 static int log_load(const char *path, bool missing_ok, struct log *log)
 {
 	FILE *f = fopen(path, "r");
@@ -1143,6 +1241,7 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 	int rc = EXIT_OK;
 
 	memset(log, 0, sizeof(*log));
+	log->nr_lus = log->cur_lus = 1;
 	if (!f) {
 		if (missing_ok && errno == ENOENT)
 			return EXIT_OK;
@@ -1150,8 +1249,8 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 		return EXIT_USAGE;
 	}
 	while ((len = getline(&line, &line_cap, f)) > 0) {
-		struct log_rec r;
-		char tail;
+		struct log_rec r = { 0 };
+		int nr_fields;
 
 		lineno++;
 		if (line[0] == '#')
@@ -1162,10 +1261,16 @@ static int log_load(const char *path, bool missing_ok, struct log *log)
 			msg("log %s: ignoring a partial last line %u", path, lineno);
 			break;
 		}
-		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %c", &r.lba, &r.nr_blocks,
-			   &r.generation, &tail) != 3 || r.nr_blocks == 0) {
-			msg("log %s line %u: want 'lba nblocks generation', got '%.*s'", path, lineno,
-			    (int)(len - 1), line);
+		nr_fields = log_fields(line, &r);
+		if (nr_fields != (log->cur_lus > 1 ? 4 : 3) || r.nr_blocks == 0 ||
+		    r.lu >= log->cur_lus) {
+			if (log->cur_lus > 1)
+				msg("log %s line %u: want 'lba nblocks generation lu' (lu < %" PRIu64
+				    ", the header says lus=%" PRIu64 "), got '%.*s'", path, lineno,
+				    log->cur_lus, log->cur_lus, (int)(len - 1), line);
+			else
+				msg("log %s line %u: want 'lba nblocks generation', got '%.*s'", path,
+				    lineno, (int)(len - 1), line);
 			rc = EXIT_USAGE;
 			break;
 		}
@@ -1203,16 +1308,19 @@ struct writer_ctx {
 	uint64_t next_generation;
 	uint64_t deadline_ns;       /* 0: until killed */
 	uint64_t nr_acked;
+	unsigned nr_lus;            /* 2 with --also: each write goes to the LU the PRNG picks */
 	int log_fd;
 	const char *log_path;
 };
 
-static bool overlaps_in_flight(const struct engine *eng, uint64_t lba, uint32_t nr_blocks)
+static bool overlaps_in_flight(const struct engine *eng, unsigned lu_index, uint64_t lba,
+			       uint32_t nr_blocks)
 {
 	for (unsigned i = 0; i < eng->qd; i++) {
 		const struct io *io = &eng->ios[i];
 
-		if (io->task && lba < io->start_lba + io->nr_blocks && io->start_lba < lba + nr_blocks)
+		if (io->task && io->lu_index == lu_index && lba < io->start_lba + io->nr_blocks &&
+		    io->start_lba < lba + nr_blocks)
 			return true;
 	}
 	return false;
@@ -1227,14 +1335,22 @@ static bool writer_next(struct engine *eng, struct io *io)
 		return false;
 	/* Overlapping writes in flight together may land in either order: never issue one. */
 	do {
+		/* two LUs: the LU first, from the same PRNG (one LU: the sequence of old) */
+		io->lu_index = c->nr_lus > 1 ? (unsigned)rng_below(&c->rng, c->nr_lus) : 0;
 		io->nr_blocks = 1 + (uint32_t)rng_below(&c->rng, c->max_write_blocks);
 		io->start_lba = rng_below(&c->rng, c->range_blocks - io->nr_blocks + 1);
-	} while (overlaps_in_flight(eng, io->start_lba, io->nr_blocks));
+	} while (overlaps_in_flight(eng, io->lu_index, io->start_lba, io->nr_blocks));
 	io->is_write = true;
-	io->generation = c->next_generation++;
-	for (uint32_t i = 0; i < io->nr_blocks; i++)
-		log_block_fill(io->buf + (size_t)i * block_bytes, block_bytes, c->seed,
-			       io->start_lba + i, io->generation);
+	io->generation = c->next_generation++;   /* one counter across the LUs */
+	for (uint32_t i = 0; i < io->nr_blocks; i++) {
+		unsigned char *b = io->buf + (size_t)i * block_bytes;
+
+		if (c->nr_lus > 1)
+			log2_block_fill(b, block_bytes, c->seed, io->start_lba + i, io->generation,
+					io->lu_index);
+		else
+			log_block_fill(b, block_bytes, c->seed, io->start_lba + i, io->generation);
+	}
 	return true;
 }
 
@@ -1256,9 +1372,12 @@ static int write_all(int fd, const char *buf, size_t len)
 static int writer_done(struct engine *eng, struct io *io)
 {
 	struct writer_ctx *c = eng->ctx;
-	char line[80];
-	int len = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu32 " %" PRIu64 "\n",
-			   io->start_lba, io->nr_blocks, io->generation);
+	char line[96];
+	int len = c->nr_lus > 1 ?
+		snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu32 " %" PRIu64 " %u\n",
+			 io->start_lba, io->nr_blocks, io->generation, io->lu_index) :
+		snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu32 " %" PRIu64 "\n",
+			 io->start_lba, io->nr_blocks, io->generation);
 	int err = write_all(c->log_fd, line, (size_t)len);
 
 	if (err) {
@@ -1271,11 +1390,12 @@ static int writer_done(struct engine *eng, struct io *io)
 
 static int cmd_log_writer(struct opts *o)
 {
-	struct writer_ctx c = { .log_fd = -1, .log_path = o->out_path };
+	struct writer_ctx c = { .log_fd = -1, .log_path = o->out_path, .nr_lus = o->also_url ? 2 : 1 };
 	struct engine eng = { 0 };
 	struct log old;
-	struct lu lu;
-	char hdr[512];
+	struct lu lu, lu2 = { 0 };
+	uint64_t lu_blocks;
+	char hdr[1024], also[600] = "";
 	int rc, len, err;
 
 	if (o->max_write_blocks < 1 || o->max_write_blocks > 1024) {
@@ -1287,15 +1407,37 @@ static int cmd_log_writer(struct opts *o)
 		return rc;
 	c.next_generation = old.max_generation + 1;
 	free(old.recs);
+	if ((old.nr || old.nr_headers) && (old.lus_mixed || old.nr_lus != c.nr_lus)) {
+		msg("log-writer: %s holds writes to %" PRIu64 " LU(s); this run writes to %u (%s): "
+		    "start a new log", o->out_path, old.nr_lus, c.nr_lus,
+		    c.nr_lus > 1 ? "--also" : "no --also");
+		return EXIT_USAGE;
+	}
 	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
 	if (rc)
 		return rc;
-	c.range_blocks = (o->seen & OPT_BIT(O_BLOCKS)) ? o->nr_blocks : lu.nr_blocks;
-	if (c.range_blocks > lu.nr_blocks ||
+	lu_blocks = lu.nr_blocks;
+	if (o->also_url) {
+		rc = lu_open(&lu2, o->also_url, o->initiator, o->timeout_s);
+		if (rc)
+			goto out;
+		if (lu2.block_bytes != lu.block_bytes) {
+			msg("log-writer: %s has %" PRIu32 "-byte blocks, %s %" PRIu32 "-byte ones: "
+			    "--also wants equal block sizes", lu.url, lu.block_bytes, lu2.url,
+			    lu2.block_bytes);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		if (lu2.nr_blocks < lu_blocks)
+			lu_blocks = lu2.nr_blocks;
+		snprintf(also, sizeof(also), " also=%s lus=2", lu2.url);
+	}
+	c.range_blocks = (o->seen & OPT_BIT(O_BLOCKS)) ? o->nr_blocks : lu_blocks;
+	if (c.range_blocks > lu_blocks ||
 	    c.range_blocks < 2 * o->qd * o->max_write_blocks) {
-		msg("log-writer: --blocks %" PRIu64 " must be at most the LU's %" PRIu64 " blocks and "
-		    "at least 2 x qd x max-blocks (%" PRIu64 ")", c.range_blocks, lu.nr_blocks,
-		    2 * o->qd * o->max_write_blocks);
+		msg("log-writer: --blocks %" PRIu64 " must be at most the LU%s %" PRIu64 " blocks "
+		    "and at least 2 x qd x max-blocks (%" PRIu64 ")", c.range_blocks,
+		    o->also_url ? "s'" : "'s", lu_blocks, 2 * o->qd * o->max_write_blocks);
 		rc = EXIT_USAGE;
 		goto out;
 	}
@@ -1308,9 +1450,10 @@ static int cmd_log_writer(struct opts *o)
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	len = snprintf(hdr, sizeof(hdr), "# tio log-writer url=%s seed=%" PRIu64 " blocks=%" PRIu64
-		       " block_bytes=%" PRIu32 " qd=%" PRIu64 " first_generation=%" PRIu64 "\n",
-		       lu.url, c.seed, c.range_blocks, lu.block_bytes, o->qd, c.next_generation);
+	len = snprintf(hdr, sizeof(hdr), "# tio log-writer url=%s%s seed=%" PRIu64 " blocks=%"
+		       PRIu64 " block_bytes=%" PRIu32 " qd=%" PRIu64 " first_generation=%" PRIu64 "\n",
+		       lu.url, also, c.seed, c.range_blocks, lu.block_bytes, o->qd,
+		       c.next_generation);
 	err = write_all(c.log_fd, hdr, (size_t)(len < (int)sizeof(hdr) ? len : (int)sizeof(hdr) - 1));
 	if (err) {
 		msg("log-writer: cannot write %s: %s", o->out_path, strerror(-err));
@@ -1321,6 +1464,8 @@ static int cmd_log_writer(struct opts *o)
 	if (engine_init(&eng, &lu, (unsigned)o->qd, (size_t)c.max_write_blocks * lu.block_bytes,
 			writer_next, writer_done, &c))
 		goto out;
+	if (o->also_url)
+		engine_add_lu(&eng, &lu2);
 	catch_stop_signals();
 	if (o->seen & OPT_BIT(O_SECONDS))
 		c.deadline_ns = now_ns() + (uint64_t)(o->seconds * 1e9);
@@ -1333,6 +1478,7 @@ static int cmd_log_writer(struct opts *o)
 		    c.nr_acked, o->out_path);
 out:
 	lu_close(&lu);
+	lu_close(&lu2);
 	engine_free(&eng);
 	if (c.log_fd >= 0)
 		close(c.log_fd);
@@ -1419,6 +1565,12 @@ static int cmd_log_check(struct opts *o)
 
 	if (rc)
 		return rc;
+	if (log.nr_lus > 1 || log.lus_mixed) {
+		msg("log-check: %s is the log of a two-LU writer ('tio log-writer --also'); log-check "
+		    "reads one LU: use 'tio order-check URL --log FILE --also URL2'", o->log_path);
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
 	if (rc)
 		goto out;
@@ -1473,16 +1625,26 @@ enum blk_kind {
 	BLK_LOG,                    /* an intact tio log block of this lba: found = its generation */
 	BLK_TORN,                   /* a tio log header for this lba, body wrong: found = generation */
 	BLK_OTHER_LBA,              /* a tio log block of another lba: found = that lba */
+	BLK_OTHER_LU,               /* an intact two-LU block of this lba for another LU: found = its
+				       generation, other_lu[lba] = that LU */
+	BLK_OTHER_WRITER,           /* a one-LU writer's block in a two-LU check or the other way
+				       round: found = its generation */
 	BLK_DATA,                   /* a tio data block (tio write) */
 	BLK_OTHER,                  /* anything else */
 };
 
+/* One LU's image as order-check read it. */
 struct order_ctx {
+	const char *url;
+	unsigned lu_index;          /* 0: URL, 1: --also URL2 */
+	bool two_lu;                /* blocks of a two-LU writer (TIOLOG02) are expected */
 	uint64_t end_lba, next_lba;
 	uint32_t xfer_blocks;
 	unsigned char *expect;      /* one block */
 	uint64_t *found;            /* per lba, see enum blk_kind */
 	uint8_t *kind;
+	uint8_t *other_lu;          /* per lba: the LU a BLK_OTHER_LU block names (< 256) */
+	uint64_t *want;             /* per lba: the writer's generation at K, 0: zeros */
 };
 
 static bool order_next(struct engine *eng, struct io *io)
@@ -1503,22 +1665,42 @@ static int order_done(struct engine *eng, struct io *io)
 {
 	struct order_ctx *c = eng->ctx;
 	uint32_t block_bytes = eng->lu->block_bytes;
+	const char *magic = c->two_lu ? LOG2_MAGIC : LOG_MAGIC;
+	const char *other_magic = c->two_lu ? LOG_MAGIC : LOG2_MAGIC;
 
 	for (uint32_t i = 0; i < io->nr_blocks; i++) {
 		const unsigned char *got = io->buf + (size_t)i * block_bytes;
-		uint64_t lba = io->start_lba + i, generation;
+		uint64_t lba = io->start_lba + i, generation, blk_lu;
 
 		c->found[lba] = 0;
 		if (all_zero(got, block_bytes)) {
 			c->kind[lba] = BLK_ZERO;
-		} else if (memcmp(got, LOG_MAGIC, MAGIC_BYTES) == 0 && get_be64(got + 8) != lba) {
+		} else if (memcmp(got, other_magic, MAGIC_BYTES) == 0) {
+			c->kind[lba] = BLK_OTHER_WRITER;
+			c->found[lba] = get_be64(got + 16);
+		} else if (memcmp(got, magic, MAGIC_BYTES) == 0 && get_be64(got + 8) != lba) {
 			c->kind[lba] = BLK_OTHER_LBA;
 			c->found[lba] = get_be64(got + 8);
-		} else if (memcmp(got, LOG_MAGIC, MAGIC_BYTES) == 0) {
+		} else if (memcmp(got, magic, MAGIC_BYTES) == 0) {
 			generation = get_be64(got + 16);
-			log_block_fill(c->expect, block_bytes, get_be64(got + 24), lba, generation);
-			c->kind[lba] = memcmp(got, c->expect, block_bytes) ? BLK_TORN : BLK_LOG;
 			c->found[lba] = generation;
+			if (!c->two_lu) {
+				log_block_fill(c->expect, block_bytes, get_be64(got + 24), lba,
+					       generation);
+				c->kind[lba] = memcmp(got, c->expect, block_bytes) ? BLK_TORN : BLK_LOG;
+				continue;
+			}
+			blk_lu = get_be64(got + 32);
+			log2_block_fill(c->expect, block_bytes, get_be64(got + 24), lba, generation,
+					blk_lu);
+			if (memcmp(got, c->expect, block_bytes) != 0 || blk_lu > 255) {
+				c->kind[lba] = BLK_TORN;
+			} else if (blk_lu != c->lu_index) {
+				c->kind[lba] = BLK_OTHER_LU;
+				c->other_lu[lba] = (uint8_t)blk_lu;
+			} else {
+				c->kind[lba] = BLK_LOG;
+			}
 		} else {
 			c->kind[lba] = memcmp(got, DATA_MAGIC, MAGIC_BYTES) ? BLK_OTHER : BLK_DATA;
 		}
@@ -1526,8 +1708,9 @@ static int order_done(struct engine *eng, struct io *io)
 	return EXIT_OK;
 }
 
-/* The header lines of the log allow an order check: written with --qd 1 only. */
-static int order_log_ok(const struct log *log, const char *path)
+/* The header lines of the log allow an order check: written with --qd 1 only, for as many LUs as
+ * the check reads (nr_lus: 2 with --also). */
+static int order_log_ok(const struct log *log, const char *path, unsigned nr_lus)
 {
 	if (!log->nr_headers) {
 		msg("order-check: %s has no '# tio log-writer' header line (it names blocks= and qd=)",
@@ -1544,12 +1727,28 @@ static int order_log_ok(const struct log *log, const char *path)
 		    "for sequential writes ('tio log-writer --qd 1')", path, log->other_qd);
 		return EXIT_USAGE;
 	}
+	if (log->lus_mixed) {
+		msg("order-check: the runs logged in %s wrote to different numbers of LUs (lus= of "
+		    "the header lines differ)", path);
+		return EXIT_USAGE;
+	}
+	if (log->nr_lus != nr_lus && nr_lus > 1) {
+		msg("order-check: %s is a one-LU log (its header has no 'lus=2'): --also does not "
+		    "apply", path);
+		return EXIT_USAGE;
+	}
+	if (log->nr_lus != nr_lus) {
+		msg("order-check: %s is the log of a %" PRIu64 "-LU writer ('tio log-writer --also'): "
+		    "check all its LUs together with --also URL2", path, log->nr_lus);
+		return EXIT_USAGE;
+	}
 	return EXIT_OK;
 }
 
 /* Re-reads the log until it names generation k or wait_s seconds pass (the writer may not have
  * logged the write it was acknowledged yet). */
-static int order_wait_log(const char *path, uint64_t k, uint64_t wait_s, struct log *log)
+static int order_wait_log(const char *path, uint64_t k, uint64_t wait_s, unsigned nr_lus,
+			  struct log *log)
 {
 	uint64_t deadline = now_ns() + wait_s * 1000000000ull;
 	int rc;
@@ -1569,7 +1768,7 @@ static int order_wait_log(const char *path, uint64_t k, uint64_t wait_s, struct 
 			return rc;
 		free(log->recs);
 		*log = n;
-		rc = order_log_ok(log, path);
+		rc = order_log_ok(log, path, nr_lus);
 		if (rc)
 			return rc;
 	}
@@ -1589,110 +1788,175 @@ static void order_found(const struct order_ctx *c, uint64_t lba, char *out, size
 	case BLK_OTHER_LBA:
 		snprintf(out, len, "the tio log block of lba %" PRIu64, c->found[lba]);
 		break;
+	case BLK_OTHER_LU:
+		snprintf(out, len, "LU %u's block of this lba (generation %" PRIu64 ")",
+			 c->other_lu[lba], c->found[lba]);
+		break;
+	case BLK_OTHER_WRITER:
+		snprintf(out, len, "a %s writer's tio log block (generation %" PRIu64 ")",
+			 c->two_lu ? "one-LU" : "two-LU ('log-writer --also')", c->found[lba]);
+		break;
 	case BLK_DATA: snprintf(out, len, "a tio data block ('tio write')"); break;
 	default: snprintf(out, len, "unrecognised data"); break;
 	}
 }
 
-static int cmd_order_check(struct opts *o)
+/* Reads lbas [0, c->end_lba) of c->url into c (kind/found per lba). */
+static int order_read(const struct opts *o, struct order_ctx *c, const char *log_path)
 {
-	struct order_ctx c = { 0 };
 	struct engine eng = { 0 };
-	uint64_t *want = NULL, k = 0, nr_written = 0, nr_bad = 0, nr_newer = 0, nr_older = 0;
-	struct log log;
 	struct lu lu = { 0 };
-	int rc = log_load(o->log_path, false, &log);
+	size_t n = c->end_lba ? c->end_lba : 1;
+	int rc = lu_open(&lu, c->url, o->initiator, o->timeout_s);
 
 	if (rc)
 		return rc;
-	rc = order_log_ok(&log, o->log_path);
-	if (rc)
-		goto out;
-	c.end_lba = log.range_blocks > log.end_lba ? log.range_blocks : log.end_lba;
-	rc = lu_open(&lu, o->args[0], o->initiator, o->timeout_s);
-	if (rc)
-		goto out;
-	if (c.end_lba > lu.nr_blocks) {
+	if (c->end_lba > lu.nr_blocks) {
 		msg("order-check: log %s covers %" PRIu64 " blocks, more than %s has (%" PRIu64 ")",
-		    o->log_path, c.end_lba, lu.url, lu.nr_blocks);
+		    log_path, c->end_lba, lu.url, lu.nr_blocks);
 		rc = EXIT_USAGE;
 		goto out;
 	}
 	rc = EXIT_FAIL;
-	c.found = malloc((c.end_lba ? c.end_lba : 1) * sizeof(*c.found));
-	c.kind = malloc(c.end_lba ? c.end_lba : 1);
-	want = calloc(c.end_lba ? c.end_lba : 1, sizeof(*want));
-	c.expect = malloc(lu.block_bytes);
-	if (!c.found || !c.kind || !want || !c.expect) {
-		msg("out of memory for %" PRIu64 " lbas", c.end_lba);
+	c->found = malloc(n * sizeof(*c->found));
+	c->kind = malloc(n);
+	c->other_lu = calloc(n, 1);
+	c->want = calloc(n, sizeof(*c->want));
+	c->expect = malloc(lu.block_bytes);
+	if (!c->found || !c->kind || !c->other_lu || !c->want || !c->expect) {
+		msg("out of memory for %" PRIu64 " lbas", c->end_lba);
 		goto out;
 	}
-	/* the image first, then the log: every generation <= K was logged before K was issued */
-	c.xfer_blocks = lu_xfer_blocks(&lu, 0);
-	if (engine_init(&eng, &lu, (unsigned)o->qd, (size_t)c.xfer_blocks * lu.block_bytes,
-			order_next, order_done, &c))
+	c->xfer_blocks = lu_xfer_blocks(&lu, 0);
+	if (engine_init(&eng, &lu, (unsigned)o->qd, (size_t)c->xfer_blocks * lu.block_bytes,
+			order_next, order_done, c))
 		goto out;
 	rc = engine_run(&eng);
-	if (rc != EXIT_OK)
-		goto out;
-	for (uint64_t lba = 0; lba < c.end_lba; lba++)
-		if (c.kind[lba] == BLK_LOG && c.found[lba] > k)
-			k = c.found[lba];
-	rc = order_wait_log(o->log_path, k, o->wait_s, &log);
-	if (rc)
-		goto out;
-	/* the writer's state at generation K: per lba the last logged write <= K covering it */
-	for (size_t i = 0; i < log.nr; i++) {
-		const struct log_rec *r = &log.recs[i];
-
-		if (r->generation > k || r->lba >= c.end_lba)
-			continue;
-		for (uint64_t b = r->lba; b < r->lba + r->nr_blocks && b < c.end_lba; b++)
-			if (r->generation > want[b])
-				want[b] = r->generation;
-	}
-	for (uint64_t lba = 0; lba < c.end_lba; lba++) {
-		bool ok = want[lba] ? c.kind[lba] == BLK_LOG && c.found[lba] == want[lba] :
-				      c.kind[lba] == BLK_ZERO;
-
-		nr_written += want[lba] != 0;
-		if (ok)
-			continue;
-		if (c.kind[lba] == BLK_LOG && c.found[lba] > want[lba])
-			nr_newer++;     /* a later write landed before an earlier one */
-		else if (c.kind[lba] == BLK_ZERO || c.kind[lba] == BLK_LOG)
-			nr_older++;     /* a write is missing */
-		if (nr_bad++ < 5) {
-			char found[120];
-
-			order_found(&c, lba, found, sizeof(found));
-			if (want[lba])
-				msg("order-check: lba %" PRIu64 ": found %s, expected generation %"
-				    PRIu64, lba, found, want[lba]);
-			else
-				msg("order-check: lba %" PRIu64 ": found %s, expected zeros (no logged "
-				    "write <= %" PRIu64 " covers it)", lba, found, k);
-		}
-	}
-	if (nr_bad) {
-		msg("order-check: FAILED: %" PRIu64 " of %" PRIu64 " blocks differ from the writer's "
-		    "state at generation %" PRIu64 " (the highest in the image): %" PRIu64 " newer, %"
-		    PRIu64 " older or missing, %" PRIu64 " not an intact tio log block of their lba%s",
-		    nr_bad, c.end_lba, k, nr_newer, nr_older, nr_bad - nr_newer - nr_older,
-		    log.max_generation < k ? "; the log never reached that generation" : "");
-		rc = EXIT_FAIL;
-	} else {
-		printf("order-check: ok: image = writer state at generation %" PRIu64 " (%" PRIu64
-		       " blocks checked, %" PRIu64 " written)\n", k, c.end_lba, nr_written);
-		rc = EXIT_OK;
-	}
 out:
 	lu_close(&lu);
 	engine_free(&eng);
-	free(c.expect);
-	free(c.found);
-	free(c.kind);
-	free(want);
+	return rc;
+}
+
+static int cmd_order_check(struct opts *o)
+{
+	struct order_ctx cs[MAX_LUS] = { 0 };
+	unsigned nr_lus = o->also_url ? 2 : 1, k_lu = 0;
+	uint64_t k = 0, end_lba, nr_written = 0, nr_bad = 0, nr_newer = 0, nr_older = 0;
+	uint64_t bad_per_lu[MAX_LUS] = { 0 }, written_per_lu[MAX_LUS] = { 0 };
+	char k_where[64];
+	struct log log;
+	int rc = log_load(o->log_path, false, &log);
+
+	if (rc)
+		return rc;
+	rc = order_log_ok(&log, o->log_path, nr_lus);
+	if (rc)
+		goto out;
+	end_lba = log.range_blocks > log.end_lba ? log.range_blocks : log.end_lba;
+	/* the images first (one LU after the other: none may change meanwhile), then the log:
+	 * every generation <= K was logged before K was issued */
+	for (unsigned l = 0; l < nr_lus; l++) {
+		struct order_ctx *c = &cs[l];
+
+		c->url = l ? o->also_url : o->args[0];
+		c->lu_index = l;
+		c->two_lu = nr_lus > 1;
+		c->end_lba = end_lba;
+		rc = order_read(o, c, o->log_path);
+		if (rc)
+			goto out;
+		for (uint64_t lba = 0; lba < end_lba; lba++)
+			if (c->kind[lba] == BLK_LOG && c->found[lba] > k) {
+				k = c->found[lba];
+				k_lu = l;
+			}
+	}
+	rc = order_wait_log(o->log_path, k, o->wait_s, nr_lus, &log);
+	if (rc)
+		goto out;
+	/* the writer's state at generation K: per LU and lba the last logged write <= K covering
+	 * it (a one-LU log's records all have lu 0) */
+	for (size_t i = 0; i < log.nr; i++) {
+		const struct log_rec *r = &log.recs[i];
+		uint64_t *want;
+
+		if (r->generation > k || r->lba >= end_lba || r->lu >= nr_lus)
+			continue;
+		want = cs[r->lu].want;
+		for (uint64_t b = r->lba; b < r->lba + r->nr_blocks && b < end_lba; b++)
+			if (r->generation > want[b])
+				want[b] = r->generation;
+	}
+	for (unsigned l = 0; l < nr_lus; l++) {
+		const struct order_ctx *c = &cs[l];
+
+		for (uint64_t lba = 0; lba < end_lba; lba++) {
+			uint64_t want = c->want[lba];
+			bool ok = want ? c->kind[lba] == BLK_LOG && c->found[lba] == want :
+					 c->kind[lba] == BLK_ZERO;
+			char found[160], where[64] = "";
+
+			written_per_lu[l] += want != 0;
+			if (ok)
+				continue;
+			if (c->kind[lba] == BLK_LOG && c->found[lba] > want)
+				nr_newer++;     /* a later write landed before an earlier one */
+			else if (c->kind[lba] == BLK_ZERO || c->kind[lba] == BLK_LOG)
+				nr_older++;     /* a write is missing */
+			nr_bad++;
+			if (bad_per_lu[l]++ >= 5)
+				continue;
+			order_found(c, lba, found, sizeof(found));
+			if (nr_lus > 1)
+				snprintf(where, sizeof(where), "LU %u ", l);
+			if (want)
+				msg("order-check: %slba %" PRIu64 ": found %s, expected generation %"
+				    PRIu64, where, lba, found, want);
+			else
+				msg("order-check: %slba %" PRIu64 ": found %s, expected zeros (no logged "
+				    "write <= %" PRIu64 " covers it)", where, lba, found, k);
+		}
+		nr_written += written_per_lu[l];
+	}
+	if (nr_bad && nr_lus == 1) {
+		msg("order-check: FAILED: %" PRIu64 " of %" PRIu64 " blocks differ from the writer's "
+		    "state at generation %" PRIu64 " (the highest in the image): %" PRIu64 " newer, %"
+		    PRIu64 " older or missing, %" PRIu64 " not an intact tio log block of their lba%s",
+		    nr_bad, end_lba, k, nr_newer, nr_older, nr_bad - nr_newer - nr_older,
+		    log.max_generation < k ? "; the log never reached that generation" : "");
+		rc = EXIT_FAIL;
+	} else if (nr_bad) {
+		if (k)
+			snprintf(k_where, sizeof(k_where), "the highest in the images, on LU %u", k_lu);
+		else
+			snprintf(k_where, sizeof(k_where), "no intact block of its LU in the images");
+		msg("order-check: FAILED: %" PRIu64 " of 2 x %" PRIu64 " blocks (LU 0 %s: %" PRIu64
+		    ", LU 1 %s: %" PRIu64 ") differ from the writer's state at generation %" PRIu64
+		    " (%s): %" PRIu64 " newer, %" PRIu64 " older or missing, %" PRIu64 " not an intact "
+		    "tio log block of their LU and lba%s",
+		    nr_bad, end_lba, cs[0].url, bad_per_lu[0], cs[1].url, bad_per_lu[1], k, k_where,
+		    nr_newer, nr_older, nr_bad - nr_newer - nr_older,
+		    log.max_generation < k ? "; the log never reached that generation" : "");
+		rc = EXIT_FAIL;
+	} else if (nr_lus == 1) {
+		printf("order-check: ok: image = writer state at generation %" PRIu64 " (%" PRIu64
+		       " blocks checked, %" PRIu64 " written)\n", k, end_lba, nr_written);
+		rc = EXIT_OK;
+	} else {
+		printf("order-check: ok: image = writer state at generation %" PRIu64 " (2 LUs x %"
+		       PRIu64 " blocks checked, %" PRIu64 " written: %" PRIu64 " on LU 0, %" PRIu64
+		       " on LU 1)\n", k, end_lba, nr_written, written_per_lu[0], written_per_lu[1]);
+		rc = EXIT_OK;
+	}
+out:
+	for (unsigned l = 0; l < MAX_LUS; l++) {
+		free(cs[l].expect);
+		free(cs[l].found);
+		free(cs[l].kind);
+		free(cs[l].other_lu);
+		free(cs[l].want);
+	}
 	free(log.recs);
 	return rc;
 }
@@ -2240,9 +2504,9 @@ static const struct command commands[] = {
 	  "  Prints rw= bs= qd= ios= seconds= MBps= IOPS= lat_avg_us= lat_p99_us= (MB = 10^6 bytes),\n"
 	  "  or one JSON object with --json. SIGINT stops early and still reports.\n" },
 	{ "log-writer", 1, OPT_BIT(O_BLOCKS) | OPT_BIT(O_SEED) | OPT_BIT(O_OUT) | OPT_BIT(O_QD) |
-			   OPT_BIT(O_SECONDS) | OPT_BIT(O_MAX_BLOCKS), cmd_log_writer,
+			   OPT_BIT(O_SECONDS) | OPT_BIT(O_MAX_BLOCKS) | OPT_BIT(O_ALSO), cmd_log_writer,
 	  "usage: tio log-writer URL --out FILE [--blocks N] [--seed S] [--qd N] [--seconds S]\n"
-	  "                      [--max-blocks M]\n"
+	  "                      [--max-blocks M] [--also URL2]\n"
 	  "  For crash tests: writes 1..M blocks (default 8) at random lbas in [0, N) (default: the\n"
 	  "  whole LU), --qd (default 4) at a time, never two overlapping writes in flight. Every\n"
 	  "  block carries \"TIOLOG01\", lba, generation, seed and a body derived from them. Each\n"
@@ -2250,14 +2514,22 @@ static const struct command commands[] = {
 	  "  before the next command is issued in its slot. Runs until --seconds, SIGINT/SIGTERM,\n"
 	  "  or the connection is lost (exit 3). Appending to an existing FILE continues its\n"
 	  "  generations. Each run appends a '# tio log-writer ... blocks= qd= ...' header line;\n"
-	  "  with --qd 1 the writes are sequential and FILE also serves 'tio order-check'.\n" },
+	  "  with --qd 1 the writes are sequential and FILE also serves 'tio order-check'.\n"
+	  "  --also URL2: a consistency group of two LUs (one session each; --qd 1, the default\n"
+	  "  then, and no other). Each write goes to URL (LU 0) or URL2 (LU 1) as the seeded PRNG\n"
+	  "  picks (drawn before its size and lba), one generation counter across both; N defaults\n"
+	  "  to the smaller LU and the block sizes must be equal. Lines are 'lba nblocks generation\n"
+	  "  lu', the header says 'also=URL2 lus=2', blocks carry \"TIOLOG02\", lba, generation,\n"
+	  "  seed and lu. Such a log is checked by 'tio order-check --also' only; an existing FILE\n"
+	  "  for another number of LUs is refused (exit 2).\n" },
 	{ "log-check", 1, OPT_BIT(O_LOG) | OPT_BIT(O_QD), cmd_log_check,
 	  "usage: tio log-check URL --log FILE [--qd N]\n"
 	  "  Checks that every lba named in FILE holds a valid tio log block (header and body\n"
 	  "  intact) whose generation is >= the highest acknowledged one for that lba. Newer\n"
 	  "  generations (writes in flight at a crash) are fine. Exit 1 on any failure.\n" },
-	{ "order-check", 1, OPT_BIT(O_LOG) | OPT_BIT(O_QD) | OPT_BIT(O_WAIT), cmd_order_check,
-	  "usage: tio order-check URL --log FILE [--wait-s N] [--qd N]\n"
+	{ "order-check", 1, OPT_BIT(O_LOG) | OPT_BIT(O_QD) | OPT_BIT(O_WAIT) | OPT_BIT(O_ALSO),
+	  cmd_order_check,
+	  "usage: tio order-check URL --log FILE [--wait-s N] [--qd N] [--also URL2]\n"
 	  "  Write-order consistency of a copy (e.g. an asynchronously replicated volume) of the LU\n"
 	  "  that 'tio log-writer --qd 1' wrote FILE for: reads lbas [0, blocks=) of FILE's header,\n"
 	  "  takes K = the highest generation found in an intact tio log block (0 if none), and\n"
@@ -2268,7 +2540,14 @@ static const struct command commands[] = {
 	  "  concurrent writes have no single order. The copy must not change while it is read\n"
 	  "  (check it after its updates stopped or were suspended); the writer may still run.\n"
 	  "  Prints 'order-check: ok: ...'; on a mismatch the first bad lbas with the generation\n"
-	  "  found and expected, then 'FAILED' with counts; exit 1.\n" },
+	  "  found and expected, then 'FAILED' with counts; exit 1.\n"
+	  "  --also URL2: the log of 'tio log-writer URL --also URL2' (a consistency group) and\n"
+	  "  the copies of both LUs, URL for LU 0 and URL2 for LU 1, each at least blocks= long,\n"
+	  "  read one after the other. K is the highest generation in either image; every block of\n"
+	  "  each LU must hold the generation of the last logged write <= K to that LU and lba, or\n"
+	  "  zeros: a write on one LU without an earlier one on the other fails, the bad blocks\n"
+	  "  named as 'LU n lba L' (up to 5 per LU). A two-LU log without --also, or a one-LU log\n"
+	  "  with it, is refused (exit 2).\n" },
 	{ "compare", 2, OPT_BIT(O_BLOCKS) | OPT_BIT(O_XFER), cmd_compare,
 	  "usage: tio compare URL1 URL2 [--blocks N] [--xfer-blocks X]\n"
 	  "  Exit 0 iff the two LUs read back equal (the first N blocks with --blocks; otherwise\n"
@@ -2355,6 +2634,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 		case O_OUT:        o->out_path = optarg; break;
 		case O_LOG:        o->log_path = optarg; break;
 		case O_FILE:       o->file_path = optarg; break;
+		case O_ALSO:       o->also_url = optarg; break;
 		case O_SECONDS: {
 			char *end;
 
@@ -2407,6 +2687,14 @@ static int check_opts(const struct command *cmd, struct opts *o)
 		return usage_error(cmd, "--out FILE is required");
 	if ((cmd->run == cmd_log_check || cmd->run == cmd_order_check) && !o->log_path)
 		return usage_error(cmd, "--log FILE is required");
+	if (cmd->run == cmd_log_writer && o->also_url) {
+		/* two LUs have no common order for concurrent writes: one at a time */
+		if ((s & OPT_BIT(O_QD)) && o->qd != 1)
+			return usage_error(cmd, "--also wants --qd 1 (the writes to the two LUs must "
+					   "have one order)");
+		o->qd = 1;
+		o->seen |= OPT_BIT(O_QD);
+	}
 	if ((s & OPT_BIT(O_WAIT)) && o->wait_s > 3600)
 		return usage_error(cmd, "--wait-s wants seconds 0..3600");
 	if (cmd->run == cmd_get && !(s & OPT_BIT(O_BLOCKS)))

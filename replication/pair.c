@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "raid/tlog.h"
 #include "raid/util.h"
@@ -265,7 +266,14 @@ int pair_format_aux(struct vol *sjnl, struct vol *src_pjnl, uint32_t id, uint8_t
 	struct jrnl_hdr ph, h;
 	int err;
 
-	if ((err = jrnl_hdr_read(vrd, src_pjnl, &ph))) {
+	/* a peer session lost a moment ago is in its reconnect backoff: try across it */
+	for (int tries = 0; tries < 5; tries++) {
+		err = jrnl_hdr_read(vrd, src_pjnl, &ph);
+		if (err != -ENOTCONN && err != -EAGAIN && err != -ETIMEDOUT)
+			break;
+		usleep(300000u << tries);
+	}
+	if (err) {
 		snprintf(why, why_len, "cannot read the primary journal through volid %" PRIu64 ": %s",
 			 src_pjnl->volid, err == -ENODATA ? "it is not a journal (no header)" :
 			 err == -EBADMSG ? "both headers are damaged" : strerror(-err));

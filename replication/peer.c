@@ -443,7 +443,7 @@ static int io(struct peer *p, uint64_t key, int is_write, void *buf, uint64_t of
 			break;
 		}
 		err = sess_task(p, s, &c);
-		if (err == -ERESTART && ++ua_retries <= 3) {
+		if (err == -ERESTART && ++ua_retries <= 32) {
 			if (c.task)
 				scsi_free_scsi_task(c.task);
 			err = 0;
@@ -501,7 +501,7 @@ int peer_flush(struct peer *p, uint64_t key)
 	struct cb_state c = { 0 };
 	int err = sess_ready(p, s);
 
-	for (int tries = 0; !err && tries < 4; tries++) {
+	for (int tries = 0; !err && tries < 32; tries++) {
 		if (c.task)
 			scsi_free_scsi_task(c.task);
 		memset(&c, 0, sizeof(c));

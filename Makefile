@@ -104,13 +104,36 @@ demo: setup
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-install: $(B)/bs_tandem.so $(B)/tandemctl
-	install -d $(DESTDIR)$(BSDIR) $(DESTDIR)$(PREFIX)/sbin
+# install: the module into tgt's module directory, tandemctl, its man page, the systemd template
+# unit tandem@.service and the targets.conf examples (docs/install.md). DESTDIR and PREFIX are
+# honoured; the unit goes to /lib/systemd/system for PREFIX=/usr, else $(PREFIX)/lib/systemd/system.
+# The man page is docs/tandemctl.md converted by pandoc when it is installed, else the hand-written
+# scripts/packaging/tandemctl.8.
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/tandem
+UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+EXAMPLES := $(sort $(wildcard scripts/packaging/examples/*))
+MANPAGE  := $(if $(shell command -v pandoc 2>/dev/null),$(B)/cmdvol/tandemctl.8,scripts/packaging/tandemctl.8)
+
+$(B)/cmdvol/tandemctl.8: docs/tandemctl.md scripts/packaging/tandemctl.8
+	@mkdir -p $(dir $@)
+	pandoc -s -f markdown -t man --shift-heading-level-by=-1 -M title=tandemctl -M section=8 \
+	    -o $@ docs/tandemctl.md || cp scripts/packaging/tandemctl.8 $@
+
+install: $(B)/bs_tandem.so $(B)/tandemctl $(MANPAGE)
+	install -d $(DESTDIR)$(BSDIR) $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0644 $(B)/bs_tandem.so $(DESTDIR)$(BSDIR)/bs_tandem.so
 	install -m 0755 $(B)/tandemctl $(DESTDIR)$(PREFIX)/sbin/tandemctl
+	install -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man8/tandemctl.8
+	install -m 0644 scripts/packaging/tandem@.service $(DESTDIR)$(UNITDIR)/tandem@.service
+	install -m 0644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 
 uninstall:
-	rm -f $(DESTDIR)$(BSDIR)/bs_tandem.so $(DESTDIR)$(PREFIX)/sbin/tandemctl
+	rm -f $(DESTDIR)$(BSDIR)/bs_tandem.so $(DESTDIR)$(PREFIX)/sbin/tandemctl \
+	    $(DESTDIR)$(MANDIR)/man8/tandemctl.8 $(DESTDIR)$(UNITDIR)/tandem@.service \
+	    $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(B)/fi $(B)/unit $(B)/target $(B)/raid $(B)/replication $(B)/cmdvol $(B)/tests $(B)/*.a $(B)/*.so $(B)/tandemctl $(B)/tio $(B)/parbench

@@ -954,14 +954,20 @@ static int do_acquire(struct exec_ctx *x, struct pair *p)
 	return CB_OK;
 }
 
-int c_pair_acquire(struct exec_ctx *x)
+/* "id [upto]" commands */
+static int id_upto(struct exec_ctx *x, int (*fn)(struct exec_ctx *x, struct pair *p))
 {
 	uint64_t id;
 
 	g_upto = 0;
 	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "upto", 1, UINT64_MAX - 1, &g_upto, 0))
 		return x->res->status;
-	return with_pair(x, (uint32_t)id, do_acquire);
+	return with_pair(x, (uint32_t)id, fn);
+}
+
+int c_pair_acquire(struct exec_ctx *x)
+{
+	return id_upto(x, do_acquire);
 }
 
 static int do_restore(struct exec_ctx *x, struct pair *p)
@@ -980,12 +986,7 @@ static int do_restore(struct exec_ctx *x, struct pair *p)
 
 int c_pair_restore(struct exec_ctx *x)
 {
-	uint64_t id;
-
-	g_upto = 0;
-	if (p_u64(x, "id", 1, 65535, &id, 1) || p_u64(x, "upto", 1, UINT64_MAX - 1, &g_upto, 0))
-		return x->res->status;
-	return with_pair(x, (uint32_t)id, do_restore);
+	return id_upto(x, do_restore);
 }
 
 static int do_purge(struct exec_ctx *x, struct pair *p)

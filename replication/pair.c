@@ -234,6 +234,23 @@ static int write_hdr(struct pair *p, struct vol *j, const struct jrnl_hdr *snap)
 
 /* ---- formatting ---- */
 
+/* A formatted journal: empty record ring, both header copies, flushed. */
+static int write_fresh(struct vol *j, struct jrnl_hdr *h, uint8_t uuid[16], char *why,
+		       size_t why_len)
+{
+	int err;
+
+	if ((err = zero_range(j, h->meta_offset, h->meta_bytes)) ||
+	    (err = jrnl_hdr_write(vwr, j, h)) || (err = jrnl_hdr_write(vwr, j, h)) ||
+	    (err = vol_flush(j))) {
+		snprintf(why, why_len, "cannot format journal volid %" PRIu64 ": %s", j->volid,
+			 strerror(-err));
+		return err;
+	}
+	memcpy(uuid, h->uuid, 16);
+	return 0;
+}
+
 int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *why, size_t why_len)
 {
 	struct jrnl_hdr h;
@@ -249,15 +266,7 @@ int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *w
 	h.pair_id = id;
 	h.jout = 1;
 	h.jin_hint = 1;
-	if ((err = zero_range(pjnl, h.meta_offset, h.meta_bytes)) ||
-	    (err = jrnl_hdr_write(vwr, pjnl, &h)) || (err = jrnl_hdr_write(vwr, pjnl, &h)) ||
-	    (err = vol_flush(pjnl))) {
-		snprintf(why, why_len, "cannot format journal volid %" PRIu64 ": %s", pjnl->volid,
-			 strerror(-err));
-		return err;
-	}
-	memcpy(uuid, h.uuid, 16);
-	return 0;
+	return write_fresh(pjnl, &h, uuid, why, why_len);
 }
 
 int pair_format_aux(struct vol *sjnl, struct vol *src_pjnl, uint32_t id, uint8_t uuid[16],
@@ -299,15 +308,7 @@ int pair_format_aux(struct vol *sjnl, struct vol *src_pjnl, uint32_t id, uint8_t
 	h.read_completed = h.to_be_read = ph.jout - 1;
 	h.restore_completed = h.to_be_restored = ph.jout - 1;
 	h.restore_pos = ph.jout_pos;
-	if ((err = zero_range(sjnl, h.meta_offset, h.meta_bytes)) ||
-	    (err = jrnl_hdr_write(vwr, sjnl, &h)) || (err = jrnl_hdr_write(vwr, sjnl, &h)) ||
-	    (err = vol_flush(sjnl))) {
-		snprintf(why, why_len, "cannot format journal volid %" PRIu64 ": %s", sjnl->volid,
-			 strerror(-err));
-		return err;
-	}
-	memcpy(uuid, h.uuid, 16);
-	return 0;
+	return write_fresh(sjnl, &h, uuid, why, why_len);
 }
 
 /* ---- guards ---- */

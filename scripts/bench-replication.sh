@@ -192,7 +192,7 @@ table=$out_dir/replication.txt
     printf '%-40s %12s\n' "  journal-full waits, randwrite / write" "$(sum rw4k-on 7) / $(sum w4m-on 7)"
     printf '%-40s %12s\n' "  writes per journal batch, rw / w" "$(printf '%.1f / %.1f' "$(fig rw4k-on 8)" "$(fig w4m-on 8)")"
     echo "  (median of $RUNS runs of ${SECS}s; off = an unpaired twin of the P-VOL, runs interleaved;"
-    echo "   latency ratio = on / off, lower is better; Ceph rbd-mirror journaling: 0.68x at 4k, 0.41x at 4M)"
+    echo "   latency ratio = on / off, lower is better; Ceph rbd-mirror journaling, as quoted in issue 7: 0.68x at 4k, 0.41x at 4M)"
     cp=$(fig copy 3) r1=$(fig read-qd1 3) r8=$(fig read-qd8 3)
     printf '%-40s %12s %12s %7sx %s\n' "copy formation vs read 1m QD8 (MB/s)" "$(printf '%.1f' "$cp")" "$r8" "$(ratio "$cp" "$r8")" "$(goal "$(ratio "$cp" "$r8")" 0.8)"
     printf '%-40s %12s %12s %7sx\n' "  (information: vs read 1m QD1)" "$(printf '%.1f' "$cp")" "$r1" "$(ratio "$cp" "$r1")"

@@ -100,6 +100,15 @@ bench: setup
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
 
+# conformance-matrix: the conformance tests, then their matrix per LU type into docs/conformance.md
+# (scripts/conformance-matrix.sh; --reuse there skips the run). perf-page: the figures of the last
+# make bench (build/bench/) into docs/performance.md (scripts/perf-page.sh); it runs nothing.
+.PHONY: conformance-matrix perf-page
+conformance-matrix: all
+	@scripts/conformance-matrix.sh
+perf-page:
+	@scripts/perf-page.sh
+
 demo: setup
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh

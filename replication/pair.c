@@ -1676,6 +1676,9 @@ static int acquire_step(struct pair *p, struct aux_vols *a, uint64_t target)
 			p->known_head = hd;
 			p->known_head_pos = e[got - 1].pos + jrnl_align(jrnl_entry_len(&e[got - 1]));
 		}
+		/* the recovery point: the oldest write not restored, as soon as it is seen */
+		if (!p->first_unacq_ns && p->h.restore_completed == s0 - 1)
+			p->first_unacq_ns = e[0].time_ns;
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (!got)

@@ -347,8 +347,8 @@ void pairs_reconcile(void)
 
 	if (!t || !(l = calloc(1, sizeof(*l))))
 		return;
+	pthread_mutex_lock(&plock);       /* lock order: plock, then the tables */
 	tables_each(t, "pair", collect, l);
-	pthread_mutex_lock(&plock);
 	for (int i = 0; i < l->n; i++) {
 		struct pair *p = find_open(l->c[i].id);
 
@@ -769,17 +769,19 @@ static int create_local(struct exec_ctx *x, struct pair_cfg *c)
 	}
 	set_paths(c);
 	unlink_bitmaps(c);          /* leftovers of a deleted pair of the same id */
+	/* the record and the open instance appear together: a reconcile sees both or neither */
+	pthread_mutex_lock(&plock);
 	if ((err = tables_update(x->tables, put_rec, c))) {
+		pthread_mutex_unlock(&plock);
 		res_status(x->res, CB_FAILED, "cannot record the pair in the tables: %s", strerror(-err));
 		goto out;
 	}
-	pthread_mutex_lock(&plock);
 	for (int k = 0; k < PAIRS_MAX && slot < 0; k++)
 		if (!open_p[k])
 			slot = k;
 	if (slot < 0 || (err = pair_open(c, &env, &p))) {
-		pthread_mutex_unlock(&plock);
 		tables_update(x->tables, del_rec, &c->id);
+		pthread_mutex_unlock(&plock);
 		res_status(x->res, CB_FAILED, "cannot open the pair: %s",
 			   slot < 0 ? "too many pairs" : strerror(-err));
 		err = err ? err : -ENOSPC;
@@ -810,8 +812,10 @@ static void delete_local(struct tables *t, uint32_t id)
 		}
 	if (p)
 		pair_close(p);
-	pthread_mutex_unlock(&plock);
+	/* the record goes before plock is released: a reconcile in between must not open the
+	 * pair again */
 	tables_update(t, del_rec, &id);
+	pthread_mutex_unlock(&plock);
 }
 
 int c_pair_create(struct exec_ctx *x)
@@ -1187,9 +1191,11 @@ static int reopen_as(struct exec_ctx *x, const struct pair_cfg *c0)
 
 	set_paths(c);
 	delete_local(x->tables, c->id);
-	if ((err = tables_update(x->tables, put_rec, (void *)c)))
-		return err;
 	pthread_mutex_lock(&plock);
+	if ((err = tables_update(x->tables, put_rec, (void *)c))) {
+		pthread_mutex_unlock(&plock);
+		return err;
+	}
 	for (int k = 0; k < PAIRS_MAX && slot < 0; k++)
 		if (!open_p[k])
 			slot = k;
@@ -1499,7 +1505,10 @@ int c_pair_delta_done(struct exec_ctx *x)
 }
 
 /* The aux half of a delta resync: drain, have the primary start a new journal, follow it. */
-static int resync_aux(struct exec_ctx *x, struct pair_status *st)
+/* call_primary: ask the primary to start its new journal (issued here); 0: it already did (the
+ * resync was issued on the primary, which sent step=follow: no call back into a device whose
+ * command is still running). */
+static int resync_aux(struct exec_ctx *x, struct pair_status *st, int call_primary)
 {
 	char a[32], b[32], why[400], buf[64];
 	const char *params[2] = { a, b };
@@ -1521,15 +1530,17 @@ static int resync_aux(struct exec_ctx *x, struct pair_status *st)
 	}
 	snprintf(a, sizeof(a), "id=%u", c.id);
 	snprintf(b, sizeof(b), "step=primary");
-	if ((err = remote_call(c.s_peer, "pair-resync", params, 2, &reply, why, sizeof(why))) ||
-	    reply.status != CB_OK) {
+	if (call_primary &&
+	    ((err = remote_call(c.s_peer, "pair-resync", params, 2, &reply, why, sizeof(why))) ||
+	     reply.status != CB_OK)) {
 		res_status(x->res, CB_FAILED, "pair %u: the primary device cannot start the resync: %s",
 			   c.id, err ? why : reply.msg);
 		if (!err)
 			cb_reply_free(&reply);
 		return CB_FAILED;
 	}
-	cb_reply_free(&reply);
+	if (call_primary)
+		cb_reply_free(&reply);
 	/* the old instance goes first: its worker must not write the journal being formatted */
 	delete_local(x->tables, c.id);
 	{
@@ -1679,6 +1690,14 @@ int c_pair_resync(struct exec_ctx *x)
 			   "bitmap is the delta", id);
 		return CB_OK;
 	}
+	if (step && !strcmp(step, "follow")) {
+		if (st.cfg.role != PAIR_AUX) {
+			res_status(x->res, CB_INVALID, "pair %" PRIu64 ": step=follow is for the auxiliary "
+				   "device", id);
+			return CB_INVALID;
+		}
+		return resync_aux(x, &st, 0);
+	}
 	if (step && !strcmp(step, "demote")) {
 		if (st.cfg.role != PAIR_PRIMARY) {
 			res_status(x->res, CB_INVALID, "pair %" PRIu64 ": this device is not primary", id);
@@ -1691,7 +1710,7 @@ int c_pair_resync(struct exec_ctx *x)
 		return CB_INVALID;
 	}
 	if (st.cfg.role == PAIR_AUX)
-		return resync_aux(x, &st);
+		return resync_aux(x, &st, 1);
 	/* on the primary device */
 	if (st.cfg.takeover_seq) {
 		/* after a takeover: a new journal here, then the old primary follows */
@@ -1734,16 +1753,30 @@ int c_pair_resync(struct exec_ctx *x)
 		cb_reply_free(&reply);
 		return CB_RUNNING;
 	}
-	/* forward to the auxiliary device */
+	/* on the primary: the new journal here first, then the auxiliary device follows it */
 	{
-		char a[32];
-		const char *params[1] = { a };
+		struct pair *p;
+		uint8_t u[16];
+		char a[32], b[32];
+		const char *params[2] = { a, b };
 
-		snprintf(a, sizeof(a), "id=%" PRIu64, id);
-		err = remote_call(st.cfg.p_peer, "pair-resync", params, 1, &reply, why, sizeof(why));
+		why[0] = 0;
+		pthread_mutex_lock(&plock);
+		p = find_open((uint32_t)id);
+		err = p ? pair_resync_primary(p, u, why, sizeof(why)) : -ENOENT;
+		pthread_mutex_unlock(&plock);
 		if (err) {
-			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot reach the auxiliary device: "
-				   "%s", id, why);
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": cannot start a delta resync: %s",
+				   id, why[0] ? why : strerror(-err));
+			return CB_FAILED;
+		}
+		snprintf(a, sizeof(a), "id=%" PRIu64, id);
+		snprintf(b, sizeof(b), "step=follow");
+		err = remote_call(st.cfg.p_peer, "pair-resync", params, 2, &reply, why, sizeof(why));
+		if (err) {
+			res_status(x->res, CB_FAILED, "pair %" PRIu64 ": journaling into a new journal, but "
+				   "the auxiliary device cannot be told (%s): issue pair-resync there", id,
+				   why);
 			return CB_FAILED;
 		}
 		res_status(x->res, reply.status, "%s", reply.msg);

@@ -623,7 +623,7 @@ static int cmd_pair_sync(struct g *g, int argc, char **argv)
 	while (count == 0 || done < count) {
 		char pa[64], pb[64];
 		const char *params[2] = { pa, pb };
-		uint64_t jin, jout, rc_seq, rs_seq;
+		uint64_t jin, jout, rc_seq, rs_seq, jout2 = 0;
 		double t0 = mono_s();
 
 		/* S1601-S1603: the primary journal's state */
@@ -644,13 +644,25 @@ static int cmd_pair_sync(struct g *g, int argc, char **argv)
 			    (rc = pair_wait(g, &s2, id, "restore_completed", "to_be_restored", rc_seq,
 					    wait_s, &rs_seq)))
 				break;
-			/* S1610: purge up to read-completed */
+			/* S1610: purge up to read-completed, once the primary has the auxiliary
+			 * device's confirmation of it (sent by that device after its journal write) */
+			{
+				double tc = mono_s();
+				uint64_t conf = 0;
+
+				while (!(rc = pair_field(g, &s1, id, "confirmed", &conf)) && conf < rc_seq &&
+				       mono_s() - tc < wait_s)
+					usleep(20 * 1000);   /* polling the device */
+				if (rc)
+					break;
+			}
 			snprintf(pb, sizeof(pb), "upto=%" PRIu64, rc_seq);
-			if ((rc = send_cmd(g, &s1, "pair-purge", params, 2, NULL, 1)))
+			if ((rc = send_cmd(g, &s1, "pair-purge", params, 2, NULL, 1)) ||
+			    (rc = pair_field(g, &s1, id, "journal_out", &jout2)))
 				break;
 			printf("pair %s: acquired and restored %" PRIu64 " entries (%" PRIu64 "..%" PRIu64
 			       "), purged to %" PRIu64 ", %.0f ms\n", id, rc_seq - jout + 1, jout, rc_seq,
-			       rc_seq, (mono_s() - t0) * 1000);
+			       jout2 - 1, (mono_s() - t0) * 1000);
 		} else {
 			printf("pair %s: nothing to do (journal-in %" PRIu64 ", journal-out %" PRIu64 ")\n",
 			       id, jin, jout);

@@ -251,7 +251,9 @@ static int write_fresh(struct vol *j, struct jrnl_hdr *h, uint8_t uuid[16], char
 	return 0;
 }
 
-int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *why, size_t why_len)
+/* uuid_in: the journal's uuid (NULL: a new one). */
+static int format_primary(struct vol *pjnl, uint32_t id, const uint8_t *uuid_in, uint8_t uuid[16],
+			  char *why, size_t why_len)
 {
 	struct jrnl_hdr h;
 	int err;
@@ -262,11 +264,19 @@ int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *w
 		return err;
 	}
 	h.role = JRNL_ROLE_PRIMARY;
-	jrnl_new_uuid(h.uuid);
+	if (uuid_in)
+		memcpy(h.uuid, uuid_in, 16);
+	else
+		jrnl_new_uuid(h.uuid);
 	h.pair_id = id;
 	h.jout = 1;
 	h.jin_hint = 1;
 	return write_fresh(pjnl, &h, uuid, why, why_len);
+}
+
+int pair_format_primary(struct vol *pjnl, uint32_t id, uint8_t uuid[16], char *why, size_t why_len)
+{
+	return format_primary(pjnl, id, NULL, uuid, why, why_len);
 }
 
 int pair_format_aux(struct vol *sjnl, struct vol *src_pjnl, uint32_t id, uint8_t uuid[16],
@@ -496,7 +506,7 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 	deadline(&until, FULL_WAIT_S);
 	for (;;) {
 		pos = jrnl_place(&p->h, p->next_pos, alen);
-		if (!p->ready || p->cfg.state == PAIR_SUSPENDED)
+		if (!p->ready || p->cfg.state != PAIR_JOURNALING)
 			break;
 		if (alen <= p->h.data_bytes / 2 && pos + alen - p->h.jout_pos <= p->h.data_bytes &&
 		    p->next_seq - p->h.jout < jrnl_slots(&p->h) &&
@@ -527,13 +537,20 @@ static int j_pre(struct vol_hook *hk, struct vol *v, const void *buf, uint64_t o
 			goto refuse;
 		}
 	}
+	/* the state may have changed while this write waited for room */
+	if (p->cfg.state == PAIR_SUSPENDED) {
+		pthread_mutex_unlock(&p->mu);
+		if ((err = bm_record(p, vi, off, len)))
+			goto refused;
+		return 0;
+	}
+	if (p->cfg.state == PAIR_FROZEN) {
+		err = -EACCES;
+		goto refuse;
+	}
 	if (!p->ready) {
 		err = -EAGAIN;
 		goto refuse;
-	}
-	if (p->cfg.state == PAIR_SUSPENDED) {
-		pthread_mutex_unlock(&p->mu);
-		return 0;
 	}
 	me.e.seq = p->next_seq++;
 	me.e.time_ns = now_ns();
@@ -833,6 +850,9 @@ static int primary_load(struct pair *p)
 	struct vol *j = p->pjnl, *pvs[PAIR_MAX_VOLS];
 	struct jrnl_hdr h;
 	uint64_t s, slots, redo = 0, pos;
+	/* suspended: writes went to the P-VOL unjournaled after the entries; redoing an entry
+	 * could put older data over them (the resync copies those ranges anyway) */
+	int may_redo = p->cfg.state != PAIR_SUSPENDED;
 	int err;
 	char u1[37], u2[37];
 
@@ -892,6 +912,9 @@ static int primary_load(struct pair *p)
 	/* redo what may not have reached the P-VOL */
 	{
 		uint64_t from = h.applied + 1 > h.jout ? h.applied + 1 : h.jout;
+
+		if (!may_redo)
+			from = UINT64_MAX;
 		uint8_t *buf = NULL;
 		size_t cap = 0;
 
@@ -1179,17 +1202,30 @@ int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_
 		pthread_mutex_unlock(&p->mu);
 		return err;
 	}
+	/* the new journal's uuid is in the table before the journal is: a kill -9 in between
+	 * leaves a suspended pair whose next resync formats again */
 	p->ready = 0;
+	jrnl_new_uuid(uuid);
+	memcpy(p->cfg.juuid, uuid, 16);
+	p->cfg.resynced = 1;
+	if ((err = persist_now(p))) {
+		snprintf(why, why_len, "cannot record the resync in the tables: %s", strerror(-err));
+		return err;
+	}
+	pthread_mutex_lock(&p->mu);
 	j = p->pjnl;
+	if (!j) {
+		pthread_mutex_unlock(&p->mu);
+		snprintf(why, why_len, "the journal volume went away");
+		return -ENODEV;
+	}
 	vol_get(j);
 	pthread_mutex_unlock(&p->mu);
-	err = pair_format_primary(j, p->cfg.id, uuid, why, why_len);
+	err = format_primary(j, p->cfg.id, uuid, uuid, why, why_len);
 	pthread_mutex_lock(&p->mu);
 	if (!err) {
-		memcpy(p->cfg.juuid, uuid, 16);
 		p->cfg.state = PAIR_JOURNALING;
 		p->cfg.reason[0] = 0;
-		p->cfg.resynced = 1;
 		p->suspended_since_resync = 0;
 		if (all_here(p, p->pvols) && p->pjnl)
 			err = primary_load(p);
@@ -1202,7 +1238,11 @@ int pair_resync_primary(struct pair *p, uint8_t uuid[16], char *why, size_t why_
 		     p->cfg.granule_bytes);
 	else if (!why[0])
 		snprintf(why, why_len, "cannot load the new journal: %s", strerror(-err));
-	return persist_now(p) ? err : err;
+	{
+		int perr = persist_now(p);
+
+		return err ? err : perr;
+	}
 }
 
 int pair_takeover_done(struct pair *p)
@@ -1725,7 +1765,8 @@ static int acquire_step(struct pair *p, struct aux_vols *a, uint64_t target)
 	p->link_up = 1;
 	snap = p->h;
 	pthread_mutex_unlock(&p->mu);
-	if ((err = write_hdr(p, a->sjnl, &snap)))
+	/* durable before the primary is told it may purge these entries */
+	if ((err = write_hdr(p, a->sjnl, &snap)) || (err = vol_flush(a->sjnl)))
 		set_error(p, "acquire: writing the auxiliary journal's header: %s", strerror(-err));
 out:
 	free(rec);
@@ -2214,8 +2255,21 @@ void pair_attach(struct pair *p, struct vol *v)
 		} else if (v->volid == p->cfg.pjnl) {
 			attach_one(p, &p->pjnl, v, &p->guard_j);
 		}
-		if (!p->ready && all_here(p, p->pvols) && p->pjnl && p->cfg.state != PAIR_SUSPENDED)
-			primary_load(p);   /* FROZEN too: the journal is read for the swap */
+		/* changes in the bitmap outside a resync: the pair was suspended (a kill -9 may have
+		 * beaten the table update): it stays suspended, nothing is journaled over them */
+		if (all_here(p, p->pvols) && bms_ready(p) && !p->cfg.resynced &&
+		    p->cfg.state == PAIR_JOURNALING && bms_count(p)) {
+			p->cfg.state = PAIR_SUSPENDED;
+			snprintf(p->cfg.reason, sizeof(p->cfg.reason), "changes recorded in the bitmap "
+				 "while suspended: pair-resync copies them");
+			p->need_persist = 1;
+			pthread_cond_signal(&p->wcv);
+			tlog(TLOG_WARN, "pair %u: %s", p->cfg.id, p->cfg.reason);
+		}
+		/* SUSPENDED and FROZEN too: a resync or a swap reads the journal (after a takeover
+		 * the journal is still an auxiliary one: pair-resync formats it) */
+		if (!p->ready && all_here(p, p->pvols) && p->pjnl && !p->cfg.takeover_seq)
+			primary_load(p);
 	} else {
 		if ((i = vol_index(p, p->cfg.svols, v->volid)) >= 0) {
 			ensure_bm(p, i, v->size_bytes);

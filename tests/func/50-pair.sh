@@ -60,6 +60,8 @@ sync_once() {
     ok2 call pair-restore id=1 upto=$rc
     restored() { [ "$(f2 restore_completed)" = "$(f2 to_be_restored)" ] && [ "$(f2 restore_completed)" -ge "$rc" ]; }
     wait_for 30 restored || fail "restore to $rc: $(ctl2 call pair-status id=1)"
+    confirmed() { [ "$(f1 confirmed)" -ge "$rc" ]; }
+    wait_for 30 confirmed || fail "d2 did not confirm $rc to d1: $(ctl1 call pair-status id=1)"
     ok1 call pair-purge id=1 upto=$rc
     [ "$(f1 journal_out)" = $((rc + 1)) ] || fail "purge to $rc: journal_out $(f1 journal_out)"
 }

@@ -96,6 +96,23 @@ set -- $copied
 [ -n "${1:-}" ] && [ $(( $1 * $2 )) -lt $((VBYTES / 4)) ] || fail "the delta copy was not small: $copied (volume $VBYTES bytes)"
 log "delta resync: $1 granules of $2 bytes copied ($(( $1 * $2 / 1048576 )) MiB of $((VBYTES / 1048576)) MiB); equal"
 
+# again, with d1 killed (kill -9) while suspended, and pair-resync issued on d1 (the primary)
+ok2 call pair-mode id=1 mode=host
+for i in $(seq 1 40); do
+    tio_ok "writes into a few regions (2)" write "$V1" --seed $((300 + i)) --lba $(( (i % 5) * 20000 + 7000 )) --blocks 256 --xfer-blocks 8
+done
+[ "$(f1 state)" = suspended ] || fail "the journal did not overflow again: $(ctl1 call pair-status id=1)"
+tio_ok "a write while suspended (2)" write "$V1" --seed 301 --lba 160000 --blocks 64
+device_kill d1
+device_start d1 127.0.0.2 "$D1_PORT"; d1_luns; vvols_d1
+back_suspended() { [ "$(f1 state)" = suspended ] && [ "$(f1 bitmap_granules)" -gt 0 ]; }
+wait_for 30 back_suspended || fail "d1 did not come back suspended with its changes: $(ctl1 call pair-status id=1)"
+ok2 call pair-mode id=1 mode=auto interval_ms=20
+ok1 call pair-resync id=1
+wait_for 60 resynced || fail "the resync issued on d1 did not finish: d1 $(ctl1 call pair-status id=1) d2 $(ctl2 call pair-status id=1)"
+equal "after kill -9 of the suspended primary and a resync issued on it"
+log "overflow, kill -9 of d1 while suspended, pair-resync issued on d1: equal"
+
 # ---------------- (2) throttle ----------------
 ok2 call pair-mode id=1 mode=host
 ok1 call pair-delete id=1

@@ -1172,6 +1172,46 @@ int c_pair_resume(struct exec_ctx *x)
 	return with_pair(x, (uint32_t)id, do_suspend);
 }
 
+/* The same pair seen from the other side of a role change (swap, takeover, demote): the
+ * volumes and the vvols onto the other device trade places; the policy stays; the state, the
+ * copy position and the journal uuid are the caller's to set. Aux mode settings come from the
+ * command (mode=, interval_ms=) where it gives them. */
+static void flip_roles(struct exec_ctx *x, const struct pair_cfg *o, struct pair_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = o->id;
+	c->nvols = o->nvols;
+	c->overflow_throttle = o->overflow_throttle;
+	c->warn_pct = o->warn_pct;
+	c->granule_bytes = o->granule_bytes;
+	c->rate_mb = o->rate_mb;
+	c->auto_mode = o->auto_mode;
+	c->interval_ms = o->interval_ms ? o->interval_ms : 1000;
+	if (o->role == PAIR_AUX) {
+		c->role = PAIR_PRIMARY;
+		memcpy(c->pvols, o->svols, sizeof(c->pvols));
+		c->pjnl = o->sjnl;
+		memcpy(c->svols, o->pvols, sizeof(c->svols));
+		c->sjnl = o->pjnl;
+		c->p_peer = o->s_peer;
+		memcpy(c->r_src_pvols, o->src_pvols, sizeof(c->r_src_pvols));
+		c->r_src_pjnl = o->src_pjnl;
+	} else {
+		c->role = PAIR_AUX;
+		memcpy(c->svols, o->pvols, sizeof(c->svols));
+		c->sjnl = o->pjnl;
+		memcpy(c->pvols, o->svols, sizeof(c->pvols));
+		c->pjnl = o->sjnl;
+		memcpy(c->src_pvols, o->r_src_pvols, sizeof(c->src_pvols));
+		c->src_pjnl = o->r_src_pjnl;
+		c->s_peer = o->p_peer;
+	}
+	if (cb_get(x->cb, "mode"))
+		c->auto_mode = !strcmp(cb_get(x->cb, "mode"), "auto");
+	if (cb_get(x->cb, "interval_ms"))
+		c->interval_ms = (uint32_t)strtoul(cb_get(x->cb, "interval_ms"), NULL, 10);
+}
+
 /* ---- swap (seed 004 Figs. 19-21) ---- */
 
 static double mono_now(void)
@@ -1296,26 +1336,9 @@ static int swap_step_primary(struct exec_ctx *x, uint32_t id, const char *step)
 			}
 		}
 		/* this device becomes the auxiliary one: its volume is the copy now */
-		memset(&c, 0, sizeof(c));
-		c.id = id;
-		c.role = PAIR_AUX;
-		c.nvols = st.cfg.nvols;
-		memcpy(c.svols, st.cfg.pvols, sizeof(c.svols));
-		c.sjnl = st.cfg.pjnl;
-		memcpy(c.pvols, st.cfg.svols, sizeof(c.pvols));
-		c.pjnl = st.cfg.sjnl;
-		memcpy(c.src_pvols, st.cfg.r_src_pvols, sizeof(c.src_pvols));
-		c.src_pjnl = st.cfg.r_src_pjnl;
-		c.s_peer = st.cfg.p_peer;
+		flip_roles(x, &st.cfg, &c);
 		c.state = PAIR_PAIRED;
 		c.copy_pos = total;
-		c.auto_mode = cb_get(x->cb, "mode") && !strcmp(cb_get(x->cb, "mode"), "auto");
-		c.overflow_throttle = st.cfg.overflow_throttle;
-		c.warn_pct = st.cfg.warn_pct;
-		c.granule_bytes = st.cfg.granule_bytes;
-		c.interval_ms = 1000;
-		if (cb_get(x->cb, "interval_ms"))
-			c.interval_ms = (uint32_t)strtoul(cb_get(x->cb, "interval_ms"), NULL, 10);
 		delete_local(x->tables, id);    /* closes the primary half first (hooks off) */
 		err = pair_format_aux(sj, src, id, c.juuid, why, sizeof(why));
 		vol_put(sj);
@@ -1395,21 +1418,8 @@ int c_pair_swap(struct exec_ctx *x)
 		return CB_FAILED;
 	}
 	/* 3. this device becomes the primary one: journaling before any host write */
-	memset(&c, 0, sizeof(c));
-	c.id = (uint32_t)id;
-	c.role = PAIR_PRIMARY;
-	c.nvols = st.cfg.nvols;
-	memcpy(c.pvols, st.cfg.svols, sizeof(c.pvols));
-	c.pjnl = st.cfg.sjnl;
-	memcpy(c.svols, st.cfg.pvols, sizeof(c.svols));
-	c.sjnl = st.cfg.pjnl;
-	c.p_peer = st.cfg.s_peer;
-	memcpy(c.r_src_pvols, st.cfg.src_pvols, sizeof(c.r_src_pvols));
-	c.r_src_pjnl = st.cfg.src_pjnl;
+	flip_roles(x, &st.cfg, &c);
 	c.state = PAIR_JOURNALING;
-	c.overflow_throttle = st.cfg.overflow_throttle;
-	c.warn_pct = st.cfg.warn_pct;
-	c.granule_bytes = st.cfg.granule_bytes;
 	delete_local(x->tables, (uint32_t)id);
 	{
 		struct vol *j = vol_lookup(c.pjnl);
@@ -1601,26 +1611,9 @@ static int demote(struct exec_ctx *x, struct pair_status *st, uint64_t takeover_
 			   "lacks: %s", st->cfg.id, strerror(-err));
 		return CB_FAILED;
 	}
-	memset(&c, 0, sizeof(c));
-	c.id = st->cfg.id;
-	c.role = PAIR_AUX;
-	c.nvols = st->cfg.nvols;
-	memcpy(c.svols, st->cfg.pvols, sizeof(c.svols));
-	c.sjnl = st->cfg.pjnl;
-	memcpy(c.pvols, st->cfg.svols, sizeof(c.pvols));
-	c.pjnl = st->cfg.sjnl;
-	memcpy(c.src_pvols, st->cfg.r_src_pvols, sizeof(c.src_pvols));
-	c.src_pjnl = st->cfg.r_src_pjnl;
-	c.s_peer = st->cfg.p_peer;
+	flip_roles(x, &st->cfg, &c);
 	c.state = PAIR_COPYING;
 	c.delta = 1;
-	c.consistent_ns = 0;
-	c.overflow_throttle = st->cfg.overflow_throttle;
-	c.warn_pct = st->cfg.warn_pct;
-	c.granule_bytes = st->cfg.granule_bytes;
-	c.auto_mode = cb_get(x->cb, "mode") && !strcmp(cb_get(x->cb, "mode"), "auto");
-	c.interval_ms = cb_get(x->cb, "interval_ms") ?
-		(uint32_t)strtoul(cb_get(x->cb, "interval_ms"), NULL, 10) : 1000;
 	if (!c.src_pvol || !c.src_pjnl) {
 		res_status(x->res, CB_INVALID, "pair %u: this device has no vvols onto the other "
 			   "device's volume and journal (r_src_pvol= r_src_pjnl=)", c.id);
@@ -1822,20 +1815,7 @@ int c_pair_takeover(struct exec_ctx *x)
 		}
 		pair_get_status(p, &st);
 	}
-	memset(&c, 0, sizeof(c));
-	c.id = (uint32_t)id;
-	c.role = PAIR_PRIMARY;
-	c.nvols = st.cfg.nvols;
-	memcpy(c.pvols, st.cfg.svols, sizeof(c.pvols));
-	c.pjnl = st.cfg.sjnl;
-	memcpy(c.svols, st.cfg.pvols, sizeof(c.svols));
-	c.sjnl = st.cfg.pjnl;
-	c.p_peer = st.cfg.s_peer;
-	memcpy(c.r_src_pvols, st.cfg.src_pvols, sizeof(c.r_src_pvols));
-	c.r_src_pjnl = st.cfg.src_pjnl;
-	c.overflow_throttle = st.cfg.overflow_throttle;
-	c.warn_pct = st.cfg.warn_pct;
-	c.granule_bytes = st.cfg.granule_bytes;
+	flip_roles(x, &st.cfg, &c);
 	c.state = PAIR_SUSPENDED;
 	c.takeover_seq = st.restore_completed;
 	memcpy(c.juuid, st.cfg.juuid, 16);

@@ -50,38 +50,7 @@ mkdir -p "$work/corpus" "$work/artifacts"
 cp "$corpus"/* "$work/corpus/" || { say "FAIL: no seed corpus in $corpus"; exit 1; }
 seeds=$(ls "$work/corpus" | wc -l)
 say "fuzzing for ${secs}s from $seeds seeds (scratch: $work)"
-# -error_exitcode: libFuzzer's default (77) would read as "skipped".
-UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-"$out/$name" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=8192 -timeout=10 \
-    -error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
-    -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/fuzz.log" 2>&1
-rc=$?
-
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -1)
-[ -n "$execs" ] || execs=$(grep -o '#[0-9]*' "$work/fuzz.log" | tail -1 | tr -d '#')
-corpus_after=$(ls "$work/corpus" | wc -l)
-crashes=$(find "$work/artifacts" -type f | sort)
-
-if [ $rc -eq 0 ] && [ -z "$crashes" ]; then
-    say "${execs:-?} execs in ${secs}s, corpus $seeds -> $corpus_after inputs, 0 crashes"
-    exit 0
-fi
-
-keep=1
-mkdir -p "$out/crashes"
-say "FAIL: libFuzzer exited $rc after ${execs:-?} execs; its report:"
-grep -E 'ERROR|SUMMARY|check failed|runtime error|#[0-9]+ 0x' "$work/fuzz.log" |
-    grep -vE 'fuzzer::|libc|sanitizer_|_start|pthread_kill|raise|abort' | head -20 |
-    sed -e 's/ (BuildId: [0-9a-f]*)//' -e 's/^/    /'
-if [ -z "$crashes" ]; then
-    say "no crash input was written; the whole log: $work/fuzz.log"
-    exit 1
-fi
-for c in $crashes; do
-    cp "$c" "$out/crashes/" 2>/dev/null
-    say "crash input: $out/crashes/$(basename "$c") ($(stat -c %s "$c") bytes; also $c)"
-    head -c 300 "$c" | od -c | head -8 | sed 's/^/    /'
-done
-say "replay: $out/$name $out/crashes/<input>    (full log: $work/fuzz.log)"
-exit 1
+# -max_len: one command block of at most 8 KiB
+. "$top/tests/fuzz/fuzzrun.sh"
+fuzz_run 8192 -c
+exit $?
